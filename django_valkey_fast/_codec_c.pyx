@@ -1,0 +1,188 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Cache keys and values, compiled implementation (twin of ``_codec_py.py``).
+
+Same names, same behaviour and the same bytes as the pure-Python twin; see that
+module for the description of each name.
+"""
+
+import warnings
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
+
+from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnings
+
+from django_valkey_fast._common import FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape
+from django_valkey_fast.exceptions import CompressorError, DecodeError
+
+__all__ = ["Codec", "KeyMaker", "check_key", "COMPRESS_NONE", "COMPRESS_STANDARD",
+           "COMPRESS_CUSTOM"]
+
+COMPRESS_NONE = 0
+COMPRESS_STANDARD = 1
+COMPRESS_CUSTOM = 2
+
+cdef int _NONE = 0
+cdef int _STANDARD = 1
+cdef int _CUSTOM = 2
+cdef Py_ssize_t _MAX_KEY_LENGTH = MAX_KEY_LENGTH
+cdef object _CacheKey = CacheKey
+cdef object _float_start = FLOAT_START
+
+
+cdef inline bint _key_is_clean(str key):
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(key)
+    cdef Py_UCS4 c
+    if n > _MAX_KEY_LENGTH:
+        return False
+    for i in range(n):
+        c = PyUnicode_READ_CHAR(key, i)
+        if c < 33 or c == 127:
+            return False
+    return True
+
+
+cdef inline void _warn(str key):
+    for message in memcache_key_warnings(key):
+        warnings.warn(message, CacheKeyWarning, stacklevel=3)
+
+
+def check_key(key):
+    """Warn (CacheKeyWarning) if ``key`` is too long or holds control characters."""
+    if not _key_is_clean(key):
+        _warn(key)
+
+
+cdef class KeyMaker:
+    """Builds, validates and escapes keys for one cache (prefix, version, key function)."""
+
+    cdef public object prefix
+    cdef public object version
+    cdef public object key_func
+    cdef public bint default_key_func
+    cdef public bint validate
+    cdef str _head
+
+    def __init__(self, prefix, version, key_func, default_key_func, validate=True):
+        self.prefix = prefix
+        self.version = version
+        self.key_func = key_func
+        self.default_key_func = default_key_func
+        self.validate = validate
+        self._head = f"{prefix}:{version}:"
+
+    cpdef str make(self, key, version=None):
+        """Return the server key for ``key`` as a str (a CacheKey is used as is)."""
+        cdef str made
+        if type(key) is _CacheKey:
+            return str(key)
+        if self.default_key_func:
+            if version is None or version == self.version:
+                if type(key) is str:
+                    made = self._head + <str>key
+                else:
+                    made = self._head + f"{key}"
+            else:
+                made = f"{self.prefix}:{version}:{key}"
+        else:
+            made = self.key_func(key, self.prefix, self.version if version is None else version)
+        if self.validate and not _key_is_clean(made):
+            _warn(made)
+        return made
+
+    def make_pattern(self, pattern, version=None, prefix=None):
+        """Return the SCAN/KEYS pattern matching ``pattern`` under this prefix and version."""
+        if type(pattern) is _CacheKey:
+            return str(pattern)
+        prefix = glob_escape(self.prefix if prefix is None else prefix)
+        version = glob_escape(str(self.version if version is None else version))
+        return self.key_func(pattern, prefix, version)
+
+
+cdef inline bint _is_integer(bytes value):
+    cdef const char* p = PyBytes_AS_STRING(value)
+    cdef Py_ssize_t i = 0, n = PyBytes_GET_SIZE(value)
+    if n and p[0] == b'-':
+        i = 1
+    if i >= n:
+        return False
+    while i < n:
+        if p[i] < b'0' or p[i] > b'9':
+            return False
+        i += 1
+    return True
+
+
+cdef class Codec:
+    """Encodes values for the server and decodes what it returns."""
+
+    cdef public object serializer
+    cdef public object compressor
+    cdef public int mode
+    cdef public Py_ssize_t min_length
+    cdef public object magic
+    cdef object _dumps
+    cdef object _loads
+    cdef object _compress
+    cdef object _decompress
+    cdef str _serializer_name
+
+    def __init__(self, serializer, compressor, mode, min_length, magic):
+        self.serializer = serializer
+        self.compressor = compressor
+        self.mode = mode
+        self.min_length = min_length
+        self.magic = magic
+        self._dumps = serializer.dumps
+        self._loads = serializer.loads
+        if mode == _STANDARD:
+            self._compress = compressor._compress
+            self._decompress = compressor._decompress
+        elif mode == _CUSTOM:
+            self._compress = compressor.compress
+            self._decompress = compressor.decompress
+        self._serializer_name = type(serializer).__name__
+
+    cpdef object encode(self, value):
+        """Return ``value`` as stored: ints and floats unchanged, the rest as bytes."""
+        cdef object value_type = type(value)
+        if value_type is int or value_type is float:
+            return value
+        data = self._dumps(value)
+        if self.mode == _STANDARD:
+            if len(data) > self.min_length:
+                return self._compress(data)
+            return data
+        if self.mode == _CUSTOM:
+            return self._compress(data)
+        return data
+
+    cpdef object decode(self, value, key=None):
+        """Return the Python value for the bytes ``value`` read from ``key``."""
+        cdef unsigned char first
+        if type(value) is bytes and PyBytes_GET_SIZE(value):
+            first = <unsigned char>PyBytes_AS_STRING(value)[0]
+            if (48 <= first <= 57 or first == 45) and _is_integer(value):
+                return int(value)
+            if first in _float_start:
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+        elif value:
+            return self.decode(bytes(value), key)  # bytearray, memoryview: same rules
+        try:
+            if self.mode == _STANDARD:
+                if self.magic is None or value.startswith(self.magic):
+                    try:
+                        value = self._decompress(value)
+                    except Exception:
+                        pass
+            elif self.mode == _CUSTOM:
+                try:
+                    value = self._decompress(value)
+                except CompressorError:
+                    pass
+            return self._loads(value)
+        except Exception as error:
+            raise DecodeError(key, self._serializer_name, error) from error

@@ -1,0 +1,125 @@
+"""Cache keys and values, pure-Python implementation (twin of ``_codec_c.pyx``).
+
+``KeyMaker`` turns a caller's key into the key stored in the server and warns about
+keys that are not portable (as Django's ``validate_key`` does). ``Codec`` turns a
+value into the bytes stored in the server and back: ints and floats raw, anything
+else serialized then compressed, exactly as django-valkey stores them.
+"""
+
+import warnings
+
+from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnings
+
+from django_valkey_fast._common import FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape
+from django_valkey_fast.exceptions import CompressorError, DecodeError
+
+__all__ = ["Codec", "KeyMaker", "check_key", "COMPRESS_NONE", "COMPRESS_STANDARD",
+           "COMPRESS_CUSTOM"]
+
+# How the codec reaches the compressor (decided once, in Codec.__init__).
+COMPRESS_NONE = 0  # identity: no call at all
+COMPRESS_STANDARD = 1  # min-length check here, then the compressor's _compress/_decompress
+COMPRESS_CUSTOM = 2  # the compressor overrides compress()/decompress(): call those
+
+
+def check_key(key):
+    """Warn (CacheKeyWarning) if ``key`` is too long or holds control characters."""
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable() or " " in key:
+        for message in memcache_key_warnings(key):
+            warnings.warn(message, CacheKeyWarning, stacklevel=3)
+
+
+class KeyMaker:
+    """Builds, validates and escapes keys for one cache (prefix, version, key function)."""
+
+    def __init__(self, prefix, version, key_func, default_key_func, validate=True):
+        self.prefix = prefix
+        self.version = version
+        self.key_func = key_func
+        self.default_key_func = default_key_func
+        self.validate = validate
+        self._head = f"{prefix}:{version}:"
+
+    def make(self, key, version=None):
+        """Return the server key for ``key`` as a str (a CacheKey is used as is)."""
+        if type(key) is CacheKey:
+            return str(key)
+        if self.default_key_func:
+            if version is None or version == self.version:
+                made = self._head + key if type(key) is str else self._head + f"{key}"
+            else:
+                made = f"{self.prefix}:{version}:{key}"
+        else:
+            made = self.key_func(key, self.prefix, self.version if version is None else version)
+        if self.validate:
+            check_key(made)
+        return made
+
+    def make_pattern(self, pattern, version=None, prefix=None):
+        """Return the SCAN/KEYS pattern matching ``pattern`` under this prefix and version."""
+        if type(pattern) is CacheKey:
+            return str(pattern)
+        prefix = glob_escape(self.prefix if prefix is None else prefix)
+        version = glob_escape(str(self.version if version is None else version))
+        return self.key_func(pattern, prefix, version)
+
+
+class Codec:
+    """Encodes values for the server and decodes what it returns."""
+
+    def __init__(self, serializer, compressor, mode, min_length, magic):
+        self.serializer = serializer
+        self.compressor = compressor
+        self.mode = mode
+        self.min_length = min_length
+        self.magic = magic
+        self._dumps = serializer.dumps
+        self._loads = serializer.loads
+        self._serializer_name = type(serializer).__name__
+
+    def encode(self, value):
+        """Return ``value`` as stored: ints and floats unchanged, the rest as bytes."""
+        value_type = type(value)
+        if value_type is int or value_type is float:
+            return value
+        data = self._dumps(value)
+        mode = self.mode
+        if mode == COMPRESS_STANDARD:
+            if len(data) > self.min_length:
+                return self.compressor._compress(data)
+            return data
+        if mode == COMPRESS_CUSTOM:
+            return self.compressor.compress(data)
+        return data
+
+    def decode(self, value, key=None):
+        """Return the Python value for the bytes ``value`` read from ``key``."""
+        if type(value) is not bytes and value:
+            value = bytes(value)  # bytearray, memoryview: same rules
+        if value:
+            first = value[0]
+            if 48 <= first <= 57 or first == 45:  # digit or '-'
+                if value.isdigit() or (first == 45 and value[1:].isdigit()):
+                    return int(value)
+            if first in FLOAT_START:
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+        try:
+            mode = self.mode
+            if mode == COMPRESS_STANDARD:
+                magic = self.magic
+                if magic is None or value.startswith(magic):
+                    try:
+                        value = self.compressor._decompress(value)
+                    except Exception:
+                        pass
+            elif mode == COMPRESS_CUSTOM:
+                try:
+                    value = self.compressor.decompress(value)
+                except CompressorError:
+                    pass
+            return self._loads(value)
+        except Exception as error:
+            raise DecodeError(key, self._serializer_name, error) from error

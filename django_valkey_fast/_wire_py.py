@@ -1,0 +1,47 @@
+"""RESP command packing, pure-Python implementation (twin of ``_wire_c.pyx``).
+
+Arguments are encoded exactly as valkey-py encodes them (bytes as is, str as UTF-8,
+int and float as their ``repr``), so the bytes on the wire are the ones valkey-py
+would send.
+"""
+
+from valkey.exceptions import DataError
+
+__all__ = ["pack_command", "pack_commands"]
+
+
+def _encode(arg):
+    arg_type = type(arg)
+    if arg_type is bytes:
+        return arg
+    if arg_type is str:
+        return arg.encode()
+    if arg_type is int or arg_type is float:
+        return repr(arg).encode()
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg)
+    if isinstance(arg, str):
+        return str(arg).encode()
+    if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+        return repr(arg).encode()
+    raise DataError(
+        f"Invalid input of type: '{type(arg).__name__}'. "
+        "Convert to a bytes, string, int or float first."
+    )
+
+
+def pack_command(args):
+    """Return one command (a sequence of arguments) as RESP bytes."""
+    parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
+    for arg in args:
+        data = _encode(arg)
+        append(b"$%d\r\n" % len(data))
+        append(data)
+        append(b"\r\n")
+    return b"".join(parts)
+
+
+def pack_commands(commands):
+    """Return several commands as one RESP buffer (a pipeline, one write)."""
+    return b"".join([pack_command(args) for args in commands])

@@ -1,0 +1,146 @@
+"""The sync I/O step: write packed commands to one server and read the replies.
+
+A ``Channel`` wraps the connection pool of one valkey-py client. It keeps its own
+LIFO of idle connections taken from that pool, so a command costs one ``sendall``
+and the parser's read: no per-call client object, no ``connect()`` and
+``can_read()`` syscalls at checkout (valkey-py's pool makes both on every command).
+A connection the server closed while idle is detected by the failed write or read
+and the command is retried once on a fresh connection, which is what valkey-py's
+default retry does too. Channels are process-wide (one per pool) and forgotten in a
+forked child.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import weakref
+
+from valkey.exceptions import ConnectionError, ResponseError, TimeoutError
+
+from django_valkey_fast._wire import pack_command, pack_commands
+
+__all__ = ["Channel", "channel_for"]
+
+_channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_channels_lock = threading.Lock()
+
+
+def channel_for(client) -> "Channel":
+    """Return the process-wide channel of a valkey-py client's connection pool."""
+    pool = client.connection_pool
+    try:
+        return _channels[pool]
+    except KeyError:
+        with _channels_lock:
+            channel = _channels.get(pool)
+            if channel is None:
+                channel = _channels[pool] = Channel(pool)
+            return channel
+
+
+def _forget_idle_connections():
+    # In a forked child the parent's sockets must not be used (nor closed).
+    for channel in list(_channels.values()):
+        channel._idle = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_idle_connections)
+
+
+class Channel:
+    """One server's connections, and the sync step that runs commands on them."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self._idle: list = []
+
+    def _checkout(self):
+        try:
+            return self._idle.pop(), True
+        except IndexError:
+            return self.pool.get_connection("_"), False
+
+    def _discard(self, connection):
+        connection.disconnect()
+        self.pool.release(connection)
+
+    def _roundtrip(self, connection, packed: bytes, replies: int):
+        sock = connection._sock
+        if sock is None or connection.health_check_interval:
+            connection.send_packed_command(packed)  # connects, checks health
+        else:
+            try:
+                sock.sendall(packed)
+            except socket.timeout:
+                raise TimeoutError(f"Timeout writing to {connection._host_error()}")
+            except OSError as error:
+                raise ConnectionError(
+                    f"Error while writing to {connection._host_error()}: {error}"
+                )
+        parser = connection._parser
+        if replies == 1:
+            return self._read(connection, parser)
+        # A pipeline: error replies are returned in place, after all are read.
+        results = []
+        for _ in range(replies):
+            try:
+                results.append(self._read(connection, parser))
+            except ResponseError as error:
+                results.append(error)
+        return results
+
+    @staticmethod
+    def _read(connection, parser):
+        try:
+            reply = parser.read_response()
+        except socket.timeout:
+            raise TimeoutError(f"Timeout reading from {connection._host_error()}")
+        except OSError as error:
+            raise ConnectionError(f"Error while reading from {connection._host_error()}: {error}")
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    def _run(self, packed: bytes, replies: int):
+        connection, reused = self._checkout()
+        try:
+            result = self._roundtrip(connection, packed, replies)
+        except ResponseError:
+            self._idle.append(connection)
+            raise
+        except (ConnectionError, TimeoutError, OSError) as error:
+            self._discard(connection)
+            if not reused or isinstance(error, TimeoutError):
+                raise
+            # The server closed this idle connection: retry once on a new one.
+            connection = self.pool.get_connection("_")
+            try:
+                result = self._roundtrip(connection, packed, replies)
+            except ResponseError:
+                self._idle.append(connection)
+                raise
+            except BaseException:
+                self._discard(connection)
+                raise
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._idle.append(connection)
+        return result
+
+    def call(self, args):
+        """Run one command (a tuple of arguments) and return its reply."""
+        return self._run(pack_command(args), 1)
+
+    def pipeline(self, commands):
+        """Run several commands in one round trip; error replies come back in place."""
+        return self._run(pack_commands(commands), len(commands))
+
+    def disconnect(self):
+        """Close the idle connections (they are reopened on next use)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._discard(connection)

@@ -1,0 +1,252 @@
+"""The default client: one primary, optional read replicas, sync I/O.
+
+Each operation of :class:`~django_valkey_fast.operations.Operations` becomes a method
+here that runs the operation's plan on a :class:`~django_valkey_fast.channel.Channel`:
+writes go to the first LOCATION, reads to the others when there are any.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+from typing import Any
+
+from django.conf import settings
+from django.core.cache.backends.base import get_key_func
+from django.core.exceptions import ImproperlyConfigured
+from valkey.exceptions import ResponseError
+
+from django_valkey_fast import pool
+from django_valkey_fast._common import CacheKey
+from django_valkey_fast.base import SERVER_ERRORS, ErrorPolicy, build_codec, build_key_maker
+from django_valkey_fast.channel import channel_for
+from django_valkey_fast.exceptions import DecodeError, interrupted
+from django_valkey_fast.operations import Operations
+from django_valkey_fast.compressors.identity import IdentityCompressor
+
+__all__ = ["DefaultClient", "run_plan"]
+
+
+def run_plan(plan, channel):
+    """Drive an operation's plan to its answer on a sync channel."""
+    try:
+        command = next(plan)
+        while True:
+            try:
+                if type(command) is tuple:
+                    reply = channel.call(command)
+                else:
+                    reply = channel.pipeline(command)
+            except ResponseError as error:
+                command = plan.throw(error)
+            else:
+                command = plan.send(reply)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _sync_method(name, plan):
+    write = plan.op_write
+
+    def method(self, *args, client=None, **kwargs):
+        try:
+            channel = self._channel(write) if client is None else channel_for(client)
+            return run_plan(plan(self, *args, **kwargs), channel)
+        except (*SERVER_ERRORS, DecodeError) as error:
+            return self._errors.handle(error, lambda: _fallback(plan, self, args, kwargs))
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = plan.__doc__
+    method.plan = plan
+    return method
+
+
+def _fallback(plan, client, args, kwargs):
+    fallback = plan.op_fallback
+    if callable(fallback):
+        return fallback(plan.op_signature.bind(client, *args, **kwargs).arguments)
+    return fallback
+
+
+def bind_sync_operations(cls):
+    """Class decorator: give ``cls`` a sync method for every operation it inherits."""
+    for name in dir(Operations):
+        plan = getattr(Operations, name)
+        if hasattr(plan, "op_write") and name not in cls.__dict__:
+            setattr(cls, name, _sync_method(name, plan))
+    return cls
+
+
+@bind_sync_operations
+class DefaultClient(Operations):
+    """Runs cache operations on a primary and, for reads, its replicas.
+
+    ``server`` is the LOCATION: a URL, a comma-separated string of URLs, or a list;
+    the first is the primary. ``params`` is the cache's settings dict and
+    ``backend`` the cache backend instance.
+    """
+
+    CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.ConnectionFactory"
+
+    def __init__(self, server, params: dict, backend) -> None:
+        self._backend = backend
+        if not server:
+            raise ImproperlyConfigured("Missing connections string")
+        if isinstance(server, str):
+            server = server.split(",")
+        self._server = list(server)
+        self._params = params
+        self._options: dict = params.get("OPTIONS", {})
+        self._replica_read_only = self._options.get("REPLICA_READ_ONLY", True)
+        self._clients: list = [None] * len(self._server)
+        self._channels: list = [None] * len(self._server)
+
+        self.reverse_key = get_key_func(
+            params.get("REVERSE_KEY_FUNCTION") or "django_valkey_fast.util.default_reverse_key"
+        )
+        codec = build_codec(self._options)
+        self._codec = codec
+        self._serializer = codec.serializer
+        self._compressor = codec.compressor
+        self.encode = codec.encode
+        self.decode = codec.decode
+        self._keys = build_key_maker(backend)
+        self._key = self._keys.make
+        self.version = backend.version
+        self.default_timeout = backend.default_timeout
+        self._errors = getattr(backend, "_errors", None) or ErrorPolicy(self._options)
+
+        factory_path = getattr(
+            settings, "DJANGO_VALKEY_CONNECTION_FACTORY", self.CONNECTION_FACTORY_PATH
+        )
+        self.connection_factory = pool.get_connection_factory(
+            options=self._options, path=factory_path
+        )
+        self._replica_indexes = itertools.cycle(range(1, len(self._server)))
+
+    # -- keys and values ----------------------------------------------------------
+
+    def make_key(self, key, version=None, prefix=None) -> CacheKey:
+        """Return the server key for ``key`` as a CacheKey (used as is when passed back)."""
+        if type(key) is CacheKey:
+            return key
+        if prefix is None:
+            return CacheKey(self._key(key, version))
+        version = self.version if version is None else version
+        return CacheKey(self._backend.key_func(key, prefix, version))
+
+    def make_pattern(self, pattern, version=None, prefix=None) -> CacheKey:
+        """Return the glob pattern matching ``pattern`` under the prefix and version."""
+        return CacheKey(self._keys.make_pattern(pattern, version, prefix))
+
+    def _has_compression_enabled(self) -> bool:
+        return not isinstance(self._compressor, IdentityCompressor)
+
+    # -- servers ------------------------------------------------------------------
+
+    def get_next_client_index(self, write=True, tried=None) -> int:
+        """Index of the server for the next command: 0 for writes, a replica for reads."""
+        if write or len(self._server) == 1:
+            return 0
+        if tried and len(tried) < len(self._server):
+            return random.choice([i for i in range(len(self._server)) if i not in tried])
+        return random.randint(1, len(self._server) - 1)
+
+    def connect(self, index: int = 0):
+        """Return a new valkey-py client for server ``index``."""
+        return self.connection_factory.connect(self._server[index])
+
+    def _client_at(self, index: int):
+        client = self._clients[index]
+        if client is None:
+            client = self._clients[index] = self.connect(index)
+        return client
+
+    def get_client(self, write=True, tried=None, key=None, **kwargs):
+        """Return the valkey-py client (``valkey.Valkey``) for a write or a read."""
+        return self._client_at(self.get_next_client_index(write=write, tried=tried))
+
+    def get_client_with_index(self, write=True, tried=None):
+        """Return ``(client, index)`` for a write or a read."""
+        index = self.get_next_client_index(write=write, tried=tried)
+        return self._client_at(index), index
+
+    def _channel(self, write):
+        if write or len(self._channels) == 1:
+            index = 0
+        else:
+            index = next(self._replica_indexes)
+        channel = self._channels[index]
+        if channel is None:
+            channel = self._channels[index] = channel_for(self._client_at(index))
+        return channel
+
+    def disconnect(self, index: int = 0, client=None) -> None:
+        """Close the connections of server ``index`` (or of ``client``)."""
+        if client is None:
+            client = self._clients[index]
+        if client is not None:
+            channel_for(client).disconnect()
+            self.connection_factory.disconnect(client)
+
+    def close(self) -> None:
+        """Close connections if ``CLOSE_CONNECTION`` (or the global setting) asks for it."""
+        close_flag = self._options.get(
+            "CLOSE_CONNECTION", getattr(settings, "DJANGO_VALKEY_CLOSE_CONNECTION", False)
+        )
+        if close_flag:
+            try:
+                for index in range(len(self._clients)):
+                    self.disconnect(index)
+            except SERVER_ERRORS as error:
+                raise interrupted(error, connection=self._clients) from error
+            self._clients = [None] * len(self._server)
+            self._channels = [None] * len(self._server)
+
+    # -- operations that are not a single plan --------------------------------------
+
+    def get_lock(self, key, version=None, timeout=None, sleep=0.1, blocking=True,
+                 blocking_timeout=None, client=None, lock_class=None, thread_local=True):
+        """Return a valkey-py ``Lock`` on ``key`` (a context manager)."""
+        client = client or self.get_client(write=True)
+        return client.lock(
+            self._key(key, version), timeout=timeout, sleep=sleep, blocking=blocking,
+            blocking_timeout=blocking_timeout, lock_class=lock_class,
+            thread_local=thread_local,
+        )
+
+    lock = get_lock
+
+    def iter_keys(self, search, itersize=None, client=None, version=None):
+        """Yield the keys matching the glob ``search``, a SCAN page at a time."""
+        pattern = self.make_pattern(search, version=version)
+        cursor = 0
+        reverse = self.reverse_key
+        while True:
+            cursor, keys = self._scan_page(pattern, cursor, itersize, client=client)
+            for key in keys:
+                yield reverse(key.decode())
+            if not cursor:
+                return
+
+    def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None):
+        """Delete the keys matching ``pattern`` (SCAN, a DEL per page); return the count."""
+        pattern = self.make_pattern(pattern, version=version, prefix=prefix)
+        itersize = itersize or getattr(self._backend, "_default_scan_itersize", 10)
+        cursor, deleted = 0, 0
+        while True:
+            cursor, keys = self._scan_page(pattern, cursor, itersize, client=client)
+            deleted += self._delete_keys(keys, client=client)
+            if not cursor:
+                return deleted
+
+    def sscan_iter(self, key, match=None, count=10, version=None, client=None):
+        """Yield the members of set ``key``, an SSCAN page at a time."""
+        cursor = 0
+        while True:
+            cursor, members = self._sscan_page(key, cursor, match, count, version,
+                                               client=client)
+            yield from members
+            if not cursor:
+                return

@@ -1,0 +1,1 @@
+"""Compressors: applied to serialized values longer than ``CACHE_COMPRESS_MIN_LENGTH``."""

@@ -1,0 +1,89 @@
+"""Errors raised by django-valkey-fast.
+
+Both implementations of every twin module import their errors from here, so the
+compiled and the pure-Python build raise the same types with the same messages.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CompressorError",
+    "ConnectionInterrupted",
+    "DecodeError",
+    "MissingDependency",
+    "interrupted",
+]
+
+
+class ConnectionInterrupted(Exception):
+    """The server could not be reached or answered with an error.
+
+    django-valkey raises this internally and re-raises its cause; here the error a
+    caller sees is built by :func:`interrupted`, which makes it an instance of both
+    this class and the valkey-py error that caused it, so ``except
+    ConnectionInterrupted`` and ``except valkey.exceptions.ConnectionError`` both work.
+    """
+
+    def __init__(self, connection=None, parent=None):
+        super().__init__(connection)
+        self.connection = connection
+
+    def __str__(self) -> str:
+        cause = self.__cause__
+        if cause is None:
+            return "Valkey connection interrupted"
+        return f"Valkey {type(cause).__name__}: {cause}"
+
+
+_interrupted_types: dict[type, type] = {}
+
+
+def interrupted(cause: BaseException, connection=None) -> ConnectionInterrupted:
+    """Return a ConnectionInterrupted that is also an instance of ``type(cause)``."""
+    cause_type = type(cause)
+    error_type = _interrupted_types.get(cause_type)
+    if error_type is None:
+        try:
+            error_type = type(
+                "ConnectionInterrupted",
+                (ConnectionInterrupted, cause_type),
+                {"__module__": __name__},
+            )
+        except TypeError:  # a cause type that cannot be subclassed
+            error_type = ConnectionInterrupted
+        _interrupted_types[cause_type] = error_type
+    error = error_type.__new__(error_type)
+    ConnectionInterrupted.__init__(error, connection)
+    error.__cause__ = cause
+    return error
+
+
+class CompressorError(Exception):
+    """A compressor could not decompress a payload (it may not be compressed)."""
+
+
+class DecodeError(Exception):
+    """A value read from the server could not be decompressed or deserialized.
+
+    The payload in the server is left untouched; with ``IGNORE_EXCEPTIONS`` the
+    read returns its default instead.
+    """
+
+    def __init__(self, key, serializer, cause):
+        self.key = key
+        self.serializer = serializer
+        super().__init__(
+            f"Cannot decode the value stored at cache key {key!r} with "
+            f"{serializer}: {type(cause).__name__}: {cause}"
+        )
+
+
+class MissingDependency(ImportError):
+    """An optional serializer or compressor library is not installed."""
+
+    def __init__(self, what: str, module: str, extra: str):
+        super().__init__(
+            f"{what} needs the '{module}' package, which is not installed. "
+            f"Install it with: pip install 'django-valkey-fast[{extra}]'",
+            name=module,
+        )

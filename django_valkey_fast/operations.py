@@ -1,0 +1,518 @@
+"""What each cache operation means, written once, with no I/O in it.
+
+Every operation is a generator function (the sans-IO pattern of h11/wsproto): it
+yields the command to run (a tuple of arguments) or a pipeline (a list of such
+tuples), receives the reply, and returns the operation's answer. An error reply from
+the server is thrown into the generator at its ``yield``. The sync client drives
+these generators with a blocking channel; the async client drives the very same
+generators with an asyncio one. Nothing here knows which.
+
+``@operation`` records whether the operation writes (it then runs on the primary)
+and what it returns when ``IGNORE_EXCEPTIONS`` swallows a server error.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime
+import hashlib
+import inspect
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from valkey.exceptions import NoScriptError, ResponseError
+
+__all__ = ["Operations", "operation", "SCRIPT_INCR", "SCRIPT_INCR_OR_CREATE"]
+
+
+def operation(write: bool, fallback=None):
+    """Mark a plan generator as an operation.
+
+    ``fallback`` is what the operation returns when a server error is ignored: a
+    value, or a callable given the call's bound arguments (a dict).
+    """
+
+    def mark(plan):
+        plan.op_write = write
+        plan.op_fallback = fallback
+        plan.op_signature = inspect.signature(plan)
+        return plan
+
+    return mark
+
+
+class Script:
+    """A Lua script run with EVALSHA, falling back to EVAL (which loads it) on NOSCRIPT."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def run(self, keys, args):
+        """Plan: run the script; return its reply."""
+        try:
+            return (yield ("EVALSHA", self.sha, len(keys), *keys, *args))
+        except NoScriptError:
+            pass
+        return (yield ("EVAL", self.source, len(keys), *keys, *args))
+
+
+# INCRBY keeps the key's TTL; the EXISTS check makes a missing key an error (nil),
+# atomically. redis.call works on Redis and Valkey alike.
+SCRIPT_INCR = Script(
+    "if redis.call('EXISTS', KEYS[1]) == 1 then "
+    "return redis.call('INCRBY', KEYS[1], ARGV[1]) end return false"
+)
+SCRIPT_INCR_OR_CREATE = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+
+
+def _seconds(timeout):
+    return int(timeout.total_seconds()) if isinstance(timeout, datetime.timedelta) else timeout
+
+
+def _milliseconds(timeout):
+    if isinstance(timeout, datetime.timedelta):
+        return int(timeout.total_seconds() * 1000)
+    return timeout
+
+
+def _unix_time(when, scale):
+    if isinstance(when, datetime.datetime):
+        return int(when.timestamp() * scale)
+    return when
+
+
+def _fallback_default(bound):
+    return bound.get("default")
+
+
+def _ttl_answer(ttl):
+    # TTL/PTTL: -2 missing -> 0, -1 persistent -> None (django-valkey's answers).
+    if ttl == -2:
+        return 0
+    if ttl == -1:
+        return None
+    return ttl
+
+
+class Operations:
+    """The cache operations, as plans. Mixed into the sync and the async clients.
+
+    The host class provides ``_key`` (key and version -> server key, validated),
+    ``make_key``, ``make_pattern``, ``encode``, ``decode``, ``reverse_key``,
+    ``version``, ``default_timeout`` and ``_has_compression_enabled``.
+    """
+
+    def _timeout_ms(self, timeout):
+        """Django timeout (seconds, DEFAULT_TIMEOUT, None) -> milliseconds or None."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        if timeout is None:
+            return None
+        return int(timeout * 1000)
+
+    def _encode_for(self, key, value):
+        try:
+            return self.encode(value)
+        except Exception as error:
+            if hasattr(error, "add_note"):
+                error.add_note(f"(while encoding the value for cache key {key!r})")
+            raise
+
+    # -- Django's cache API -------------------------------------------------------
+
+    @operation(write=False, fallback=_fallback_default)
+    def get(self, key, default=None, version=None):
+        """Return the value of ``key``, or ``default`` when it is missing."""
+        nkey = self._key(key, version)
+        reply = yield ("GET", nkey)
+        if reply is None:
+            return default
+        return self.decode(reply, nkey)
+
+    @operation(write=True, fallback=False)
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, nx=False, xx=False):
+        """Store ``value``; with ``nx`` only if missing, with ``xx`` only if present."""
+        nkey = self._key(key, version)
+        nvalue = self._encode_for(nkey, value)
+        ms = self._timeout_ms(timeout)
+        if ms is not None and ms <= 0:
+            # Expired on arrival: nothing is written; an existing value goes.
+            if nx:
+                return not (yield ("EXISTS", nkey))
+            return bool((yield ("DEL", nkey)))
+        command = ("SET", nkey, nvalue) if ms is None else ("SET", nkey, nvalue, "PX", ms)
+        if nx:
+            command += ("NX",)
+        elif xx:
+            command += ("XX",)
+        return (yield command) is not None
+
+    @operation(write=True, fallback=False)
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        """Store ``value`` only if ``key`` is missing; True if it was stored."""
+        return (yield from Operations.set(self, key, value, timeout, version, nx=True))
+
+    @operation(write=True, fallback=0)
+    def delete(self, key, version=None, prefix=None):
+        """Delete ``key``; return how many keys were deleted (0 or 1)."""
+        if prefix is not None:
+            nkey = self.make_key(key, version, prefix=prefix)
+        else:
+            nkey = self._key(key, version)
+        return (yield ("DEL", nkey))
+
+    @operation(write=False, fallback=lambda _: {})
+    def get_many(self, keys, version=None):
+        """Return a dict of the values of ``keys`` that exist (one MGET)."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        nkeys = [self._key(key, version) for key in keys]
+        replies = yield ("MGET", *nkeys)
+        decode = self.decode
+        return {
+            key: decode(reply, nkey)
+            for key, nkey, reply in zip(keys, nkeys, replies)
+            if reply is not None
+        }
+
+    mget = get_many
+
+    @operation(write=True, fallback=lambda bound: list(bound["data"]))
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        """Store every item of ``data`` in one round trip; return the keys that failed."""
+        if not data:
+            return []
+        items = [(self._key(key, version), value) for key, value in data.items()]
+        encoded = [(nkey, self._encode_for(nkey, value)) for nkey, value in items]
+        ms = self._timeout_ms(timeout)
+        if ms is not None and ms <= 0:
+            yield ("DEL", *[nkey for nkey, _ in encoded])
+            return []
+        if ms is None:
+            commands = [("SET", nkey, nvalue) for nkey, nvalue in encoded]
+        else:
+            commands = [("SET", nkey, nvalue, "PX", ms) for nkey, nvalue in encoded]
+        replies = yield commands
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return []
+
+    @operation(write=True, fallback=None)
+    def mset(self, data, version=None):
+        """Store every item of ``data`` atomically (MSET), without expiry."""
+        if not data:
+            return None
+        args = []
+        for key, value in data.items():
+            nkey = self._key(key, version)
+            args += (nkey, self._encode_for(nkey, value))
+        yield ("MSET", *args)
+        return None
+
+    @operation(write=True, fallback=0)
+    def delete_many(self, keys, version=None):
+        """Delete ``keys`` (one DEL); return how many existed."""
+        nkeys = [self._key(key, version) for key in keys]
+        if not nkeys:
+            return 0
+        return (yield ("DEL", *nkeys))
+
+    @operation(write=False, fallback=False)
+    def has_key(self, key, version=None):
+        """Whether ``key`` exists."""
+        return (yield ("EXISTS", self._key(key, version))) == 1
+
+    @operation(write=True, fallback=False)
+    def clear(self):
+        """Delete every key of the database (FLUSHDB)."""
+        return bool((yield ("FLUSHDB",)))
+
+    @operation(write=True, fallback=False)
+    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+        """Give ``key`` a new timeout; True if the key exists."""
+        nkey = self._key(key, version)
+        ms = self._timeout_ms(timeout)
+        if ms is None:
+            _, exists = yield [("PERSIST", nkey), ("EXISTS", nkey)]
+            return exists == 1
+        return bool((yield ("PEXPIRE", nkey, ms)))
+
+    @operation(write=True)
+    def incr(self, key, delta=1, version=None, ignore_key_check=False):
+        """Add ``delta`` atomically, keeping the TTL; ValueError if ``key`` is missing.
+
+        With ``ignore_key_check=True`` a missing key is created holding ``delta``.
+        """
+        nkey = self._key(key, version)
+        script = SCRIPT_INCR_OR_CREATE if ignore_key_check else SCRIPT_INCR
+        try:
+            value = yield from script.run((nkey,), (delta,))
+        except ResponseError as error:
+            # Not a 64-bit integer in the server (a float, a pickled value, or the
+            # result overflows): read, add and write back, keeping the TTL.
+            if "not an integer" not in str(error) and "overflow" not in str(error):
+                raise
+            value = yield from self._incr_slow(key, nkey, delta)
+        if value is None:
+            raise ValueError(f"Key '{key}' not found")
+        return value
+
+    def _incr_slow(self, key, nkey, delta):
+        reply, pttl = yield [("GET", nkey), ("PTTL", nkey)]
+        if reply is None or isinstance(reply, ResponseError):
+            raise ValueError(f"Key '{key}' not found")
+        value = self.decode(reply, nkey) + delta
+        nvalue = self._encode_for(nkey, value)
+        if pttl > 0:
+            yield ("SET", nkey, nvalue, "PX", pttl)
+        else:
+            yield ("SET", nkey, nvalue)
+        return value
+
+    @operation(write=True)
+    def decr(self, key, delta=1, version=None):
+        """Subtract ``delta`` atomically; ValueError if ``key`` is missing."""
+        return (yield from Operations.incr(self, key, -delta, version))
+
+    @operation(write=True)
+    def incr_version(self, key, delta=1, version=None):
+        """Move ``key`` to version ``version + delta`` (value and TTL kept, atomically)."""
+        if version is None:
+            version = self.version
+        old = self._key(key, version)
+        new = self._key(key, version + delta)
+        try:
+            yield ("RENAME", old, new)
+        except ResponseError as error:
+            if "no such key" not in str(error).lower():
+                raise
+            raise ValueError(f"Key '{key}' not found") from None
+        return version + delta
+
+    @operation(write=True)
+    def decr_version(self, key, delta=1, version=None):
+        """Move ``key`` to version ``version - delta``."""
+        return (yield from Operations.incr_version(self, key, -delta, version))
+
+    # -- expiry -------------------------------------------------------------------
+
+    @operation(write=False, fallback=0)
+    def ttl(self, key, version=None):
+        """Seconds ``key`` has left: 0 if missing, None if it never expires."""
+        return _ttl_answer((yield ("TTL", self._key(key, version))))
+
+    @operation(write=False, fallback=0)
+    def pttl(self, key, version=None):
+        """Milliseconds ``key`` has left: 0 if missing, None if it never expires."""
+        return _ttl_answer((yield ("PTTL", self._key(key, version))))
+
+    @operation(write=True, fallback=False)
+    def persist(self, key, version=None):
+        """Remove the timeout of ``key``; True if one was removed."""
+        return bool((yield ("PERSIST", self._key(key, version))))
+
+    @operation(write=True, fallback=False)
+    def expire(self, key, timeout, version=None):
+        """Expire ``key`` in ``timeout`` seconds (int or timedelta)."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        return bool((yield ("EXPIRE", self._key(key, version), _seconds(timeout))))
+
+    @operation(write=True, fallback=False)
+    def pexpire(self, key, timeout, version=None):
+        """Expire ``key`` in ``timeout`` milliseconds (int or timedelta)."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        return bool((yield ("PEXPIRE", self._key(key, version), _milliseconds(timeout))))
+
+    @operation(write=True, fallback=False)
+    def expire_at(self, key, when, version=None):
+        """Expire ``key`` at ``when`` (unix seconds or datetime)."""
+        return bool((yield ("EXPIREAT", self._key(key, version), _unix_time(when, 1))))
+
+    @operation(write=True, fallback=False)
+    def pexpire_at(self, key, when, version=None):
+        """Expire ``key`` at ``when`` (unix milliseconds or datetime)."""
+        return bool((yield ("PEXPIREAT", self._key(key, version), _unix_time(when, 1000))))
+
+    # -- key space ----------------------------------------------------------------
+
+    @operation(write=False, fallback=lambda _: [])
+    def keys(self, search, version=None):
+        """Return the keys matching the glob ``search`` (KEYS: prefer ``iter_keys``)."""
+        reply = yield ("KEYS", self.make_pattern(search, version=version))
+        reverse = self.reverse_key
+        return [reverse(key.decode()) for key in reply]
+
+    @operation(write=False, fallback=lambda bound: (0, []))
+    def _scan_page(self, pattern, cursor, itersize):
+        command = ("SCAN", cursor, "MATCH", pattern)
+        if itersize:
+            command += ("COUNT", itersize)
+        cursor, keys = yield command
+        return int(cursor), keys
+
+    @operation(write=True, fallback=0)
+    def _delete_keys(self, nkeys):
+        if not nkeys:
+            return 0
+        return (yield ("DEL", *nkeys))
+
+    # -- hashes (the field is a cache key; the hash name is used as given) --------
+
+    @operation(write=True, fallback=0)
+    def hset(self, name, key, value, version=None):
+        """Set field ``key`` of hash ``name``; return the number of fields added."""
+        nkey = self._key(key, version)
+        return (yield ("HSET", name, nkey, self._encode_for(nkey, value)))
+
+    @operation(write=True, fallback=0)
+    def hdel(self, name, key, version=None):
+        """Delete field ``key`` of hash ``name``; return the number deleted."""
+        return (yield ("HDEL", name, self._key(key, version)))
+
+    @operation(write=False, fallback=0)
+    def hlen(self, name):
+        """Number of fields in hash ``name``."""
+        return (yield ("HLEN", name))
+
+    @operation(write=False, fallback=lambda _: [])
+    def hkeys(self, name):
+        """The fields of hash ``name``, as the caller's keys."""
+        reverse = self.reverse_key
+        return [reverse(key.decode()) for key in (yield ("HKEYS", name))]
+
+    @operation(write=False, fallback=False)
+    def hexists(self, name, key, version=None):
+        """Whether field ``key`` exists in hash ``name``."""
+        return bool((yield ("HEXISTS", name, self._key(key, version))))
+
+    # -- sets -----------------------------------------------------------------------
+
+    def _decode_set(self, replies, nkey=None):
+        decode = self.decode
+        return {decode(reply, nkey) for reply in replies}
+
+    @operation(write=True, fallback=0)
+    def sadd(self, key, *values, version=None):
+        """Add ``values`` to set ``key``; return how many were new."""
+        nkey = self._key(key, version)
+        return (yield ("SADD", nkey, *[self._encode_for(nkey, v) for v in values]))
+
+    @operation(write=False, fallback=0)
+    def scard(self, key, version=None):
+        """Number of members of set ``key``."""
+        return (yield ("SCARD", self._key(key, version)))
+
+    @operation(write=False, fallback=lambda _: builtins.set())
+    def sdiff(self, *keys, version=None):
+        """Members of the first set not in the others."""
+        return self._decode_set((yield ("SDIFF", *[self._key(k, version) for k in keys])))
+
+    @operation(write=True, fallback=0)
+    def sdiffstore(self, dest, *keys, version_dest=None, version_keys=None):
+        """Store ``sdiff(*keys)`` in ``dest``; return its size."""
+        nkeys = [self._key(k, version_keys) for k in keys]
+        return (yield ("SDIFFSTORE", self._key(dest, version_dest), *nkeys))
+
+    @operation(write=False, fallback=lambda _: builtins.set())
+    def sinter(self, *keys, version=None):
+        """Members in every one of the sets."""
+        return self._decode_set((yield ("SINTER", *[self._key(k, version) for k in keys])))
+
+    @operation(write=True, fallback=0)
+    def sinterstore(self, dest, *keys, version=None):
+        """Store ``sinter(*keys)`` in ``dest``; return its size."""
+        nkeys = [self._key(k, version) for k in keys]
+        return (yield ("SINTERSTORE", self._key(dest, version), *nkeys))
+
+    @operation(write=False, fallback=lambda _: [])
+    def smismember(self, key, *members, version=None):
+        """For each of ``members``, whether it is in set ``key``."""
+        nkey = self._key(key, version)
+        reply = yield ("SMISMEMBER", nkey, *[self._encode_for(nkey, m) for m in members])
+        return [bool(flag) for flag in reply]
+
+    @operation(write=False, fallback=False)
+    def sismember(self, key, member, version=None):
+        """Whether ``member`` is in set ``key``."""
+        nkey = self._key(key, version)
+        return bool((yield ("SISMEMBER", nkey, self._encode_for(nkey, member))))
+
+    @operation(write=False, fallback=lambda _: builtins.set())
+    def smembers(self, key, version=None):
+        """All members of set ``key``."""
+        nkey = self._key(key, version)
+        return self._decode_set((yield ("SMEMBERS", nkey)), nkey)
+
+    @operation(write=True, fallback=False)
+    def smove(self, source, destination, member, version=None):
+        """Move ``member`` from set ``source`` to set ``destination``."""
+        nsource = self._key(source, version)
+        ndest = self._key(destination, version)
+        return bool((yield ("SMOVE", nsource, ndest, self._encode_for(nsource, member))))
+
+    @operation(write=True, fallback=None)
+    def spop(self, key, count=None, version=None):
+        """Remove and return a random member (or a set of ``count`` members)."""
+        nkey = self._key(key, version)
+        reply = yield (("SPOP", nkey) if count is None else ("SPOP", nkey, count))
+        if reply is None:
+            return None
+        if isinstance(reply, list):
+            return self._decode_set(reply, nkey)
+        return self.decode(reply, nkey)
+
+    @operation(write=False, fallback=None)
+    def srandmember(self, key, count=None, version=None):
+        """Return a random member (or a list of ``count`` members)."""
+        nkey = self._key(key, version)
+        reply = yield (("SRANDMEMBER", nkey) if count is None else ("SRANDMEMBER", nkey, count))
+        if reply is None:
+            return None
+        if isinstance(reply, list):
+            return [self.decode(value, nkey) for value in reply]
+        return self.decode(reply, nkey)
+
+    @operation(write=True, fallback=0)
+    def srem(self, key, *members, version=None):
+        """Remove ``members`` from set ``key``; return how many were removed."""
+        nkey = self._key(key, version)
+        return (yield ("SREM", nkey, *[self._encode_for(nkey, m) for m in members]))
+
+    def _sscan_command(self, key, cursor, match, count, version):
+        nkey = self._key(key, version)
+        command = ("SSCAN", nkey, cursor)
+        if match is not None:
+            if self._has_compression_enabled():
+                raise ValueError("Using match with compression is not supported.")
+            command += ("MATCH", self.encode(match))
+        if count:
+            command += ("COUNT", count)
+        return nkey, command
+
+    @operation(write=False, fallback=lambda _: builtins.set())
+    def sscan(self, key, match=None, count=10, version=None):
+        """One SSCAN page from the start of set ``key``, as a set."""
+        nkey, command = self._sscan_command(key, 0, match, count, version)
+        _, replies = yield command
+        return self._decode_set(replies, nkey)
+
+    @operation(write=False, fallback=lambda bound: (0, []))
+    def _sscan_page(self, key, cursor, match=None, count=10, version=None):
+        nkey, command = self._sscan_command(key, cursor, match, count, version)
+        cursor, replies = yield command
+        return int(cursor), [self.decode(reply, nkey) for reply in replies]
+
+    @operation(write=False, fallback=lambda _: builtins.set())
+    def sunion(self, *keys, version=None):
+        """Members of any of the sets."""
+        return self._decode_set((yield ("SUNION", *[self._key(k, version) for k in keys])))
+
+    @operation(write=True, fallback=0)
+    def sunionstore(self, destination, *keys, version=None):
+        """Store ``sunion(*keys)`` in ``destination``; return its size."""
+        nkeys = [self._key(k, version) for k in keys]
+        return (yield ("SUNIONSTORE", self._key(destination, version), *nkeys))

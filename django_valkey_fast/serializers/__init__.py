@@ -1,0 +1,1 @@
+"""Serializers: turn Python values into bytes stored in the server and back."""
