@@ -48,10 +48,11 @@ def _send(address, *commands: str) -> list[str]:
     with socket.socket(family) as sock:
         sock.settimeout(2)
         sock.connect(address)
+        stream = sock.makefile("rb")
         replies = []
         for command in commands:
             sock.sendall(command.encode() + b"\r\n")
-            replies.append(_read_reply(sock.makefile("rb")))
+            replies.append(_read_reply(stream))
         return replies
 
 
@@ -59,7 +60,9 @@ def _read_reply(stream) -> str:
     line = stream.readline().decode()
     if line.startswith("$"):
         size = int(line[1:])
-        return "" if size < 0 else stream.read(size + 2)[:-2].decode()
+        return "" if size < 0 else stream.read(size + 2)[:-2].decode("utf-8", "replace")
+    if line.startswith("*"):
+        return "\n".join(_read_reply(stream) for _ in range(int(line[1:])))
     return line.strip()
 
 
@@ -67,13 +70,15 @@ class Server:
     """One server process: standalone, a replica of another, or a Sentinel."""
 
     def __init__(self, *args: str, port: int | None = None, unix_socket: bool = False,
-                 password: str | None = None, replica_of: "Server | None" = None):
+                 password: str | None = None, replica_of: "Server | None" = None,
+                 binary: str | None = None, tls: tuple[str, str] | None = None):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="dvf-server-")
         self.unix_socket = os.path.join(self.dir, "server.sock") if unix_socket else None
         self.password = password
+        self.tls_port = free_port() if tls else None
         command = [
-            server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            binary or server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", self.dir,
             "--logfile", os.path.join(self.dir, "server.log"),
         ]
@@ -83,6 +88,11 @@ class Server:
             command += ["--requirepass", password]
         if replica_of is not None:
             command += ["--replicaof", "127.0.0.1", str(replica_of.port)]
+        if tls:
+            cert, key = tls
+            command += ["--tls-port", str(self.tls_port), "--tls-cert-file", cert,
+                        "--tls-key-file", key, "--tls-ca-cert-file", cert,
+                        "--tls-auth-clients", "no"]
         command += list(args)
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT)

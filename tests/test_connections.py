@@ -1,0 +1,208 @@
+"""Connections as django-valkey names them: URLs, factories, pools, options, replicas."""
+
+import shutil
+import subprocess
+import threading
+
+import pytest
+import valkey
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from django_valkey_fast.pool import ConnectionFactory
+from tests.servers import Server
+
+
+@pytest.mark.parametrize("scheme", ["valkey", "redis"])
+def test_tcp_url_schemes(make_cache, server, scheme):
+    cache = make_cache(LOCATION=f"{scheme}://127.0.0.1:{server.port}/2")
+    cache.set("k", scheme)
+    assert cache.get("k") == scheme
+    assert server.command("SELECT 2", "GET :1:k")[1]  # really in db 2
+
+
+def test_unix_socket(make_cache, server):
+    cache = make_cache(LOCATION=f"unix://{server.unix_socket}?db=3")
+    cache.set("k", "unix")
+    assert cache.get("k") == "unix"
+    assert cache.client.get_client().connection_pool.connection_class is valkey.UnixDomainSocketConnection
+
+
+def test_location_list_and_comma_string(make_cache, replicated):
+    primary, replica = replicated
+    as_list = make_cache(LOCATION=[primary.url, replica.url])
+    as_string = make_cache(LOCATION=f"{primary.url},{replica.url}")
+    assert as_list.client._server == as_string.client._server == [primary.url, replica.url]
+
+
+def _commands_processed(server):
+    info = server.command("INFO stats")[0]
+    return int(info.split("total_commands_processed:")[1].split()[0])
+
+
+def _read_commands(server):
+    info = server.command("INFO commandstats")[0]
+    for line in info.splitlines():
+        if line.startswith("cmdstat_get:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_replicas_serve_reads_and_primary_takes_writes(make_cache, replicated):
+    primary, replica = replicated
+    cache = make_cache(LOCATION=[primary.url, replica.url])
+    cache.set("k", "v")
+    primary.command("WAIT 1 1000")
+    before_replica, before_primary = _read_commands(replica), _read_commands(primary)
+    for _ in range(5):
+        assert cache.get("k") == "v"
+    assert _read_commands(replica) - before_replica == 5
+    assert _read_commands(primary) == before_primary
+    assert cache.client.get_client(write=False).connection_pool is not \
+        cache.client.get_client(write=True).connection_pool
+
+
+def test_pools_are_process_wide(make_cache, server):
+    first, second = make_cache(), make_cache()
+    assert first.client.get_client().connection_pool is second.client.get_client().connection_pool
+    other_options = make_cache(OPTIONS={"SOCKET_TIMEOUT": 3})
+    assert other_options.client.get_client().connection_pool is not \
+        first.client.get_client().connection_pool
+
+
+def test_connections_are_reused_not_opened_per_call(make_cache, server):
+    cache = make_cache(OPTIONS={"CONNECTION_POOL_KWARGS": {"client_name": "reuse-probe"}})
+
+    def clients():
+        listing = server.command("CLIENT LIST")[0]
+        return sum("name=reuse-probe" in line for line in listing.splitlines())
+
+    def work():
+        for i in range(100):
+            cache.set(f"k{i}", i)
+            cache.get(f"k{i}")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 1 <= clients() <= 4
+
+
+def test_connection_pool_class_and_kwargs(make_cache):
+    cache = make_cache(OPTIONS={
+        "CONNECTION_POOL_CLASS": "valkey.BlockingConnectionPool",
+        "CONNECTION_POOL_KWARGS": {"max_connections": 3, "timeout": 2},
+    })
+    cache.set("k", 1)
+    pool = cache.client.get_client().connection_pool
+    assert isinstance(pool, valkey.BlockingConnectionPool) and pool.max_connections == 3
+    assert cache.get("k") == 1
+
+
+class RecordingValkey(valkey.Valkey):
+    """A BASE_CLIENT_CLASS that records its construction kwargs."""
+
+    def __init__(self, *args, marker=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.marker = marker
+
+
+def test_base_client_class_and_kwargs(make_cache):
+    cache = make_cache(OPTIONS={
+        "BASE_CLIENT_CLASS": "tests.test_connections.RecordingValkey",
+        "BASE_CLIENT_KWARGS": {"marker": "yes"},
+    })
+    client = cache.client.get_client()
+    assert isinstance(client, RecordingValkey) and client.marker == "yes"
+    cache.set("k", 1)
+    assert cache.get("k") == 1
+
+
+@pytest.mark.parametrize("parser", ["valkey._parsers.resp2._RESP2Parser",
+                                    "valkey._parsers.libvalkey._LibvalkeyParser"])
+def test_parser_class(make_cache, parser):
+    cache = make_cache(OPTIONS={"PARSER_CLASS": parser})
+    cache.set_many({"a": 1, "b": "two"})
+    assert cache.get_many(["a", "b"]) == {"a": 1, "b": "two"}
+    assert cache.client.get_client().connection_pool.connection_kwargs["parser_class"].__name__ \
+        == parser.rsplit(".", 1)[1]
+
+
+class CountingFactory(ConnectionFactory):
+    """A custom CONNECTION_FACTORY (subclassing the documented base)."""
+
+    connects = 0
+
+    def connect(self, url):
+        CountingFactory.connects += 1
+        return super().connect(url)
+
+
+def test_connection_factory_option_and_setting(make_cache):
+    CountingFactory.connects = 0
+    cache = make_cache(OPTIONS={"CONNECTION_FACTORY": "tests.test_connections.CountingFactory"})
+    cache.set("k", 1)
+    assert CountingFactory.connects == 1
+    with override_settings(DJANGO_VALKEY_CONNECTION_FACTORY="tests.test_connections.CountingFactory"):
+        other = make_cache()
+        other.get("k")
+    assert CountingFactory.connects == 2
+
+
+def test_socket_timeout_options_are_checked(make_cache):
+    cache = make_cache(OPTIONS={"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.25})
+    kwargs = cache.client.get_client().connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 0.5 and kwargs["socket_connect_timeout"] == 0.25
+    with pytest.raises(ImproperlyConfigured, match="SOCKET_TIMEOUT"):
+        make_cache(OPTIONS={"SOCKET_TIMEOUT": "1"}).get("k")
+
+
+def test_password_and_username(make_cache, auth_server):
+    by_password = make_cache(LOCATION=auth_server.url, OPTIONS={"PASSWORD": "s3cret"})
+    by_password.set("k", "v")
+    assert by_password.get("k") == "v"
+    by_user = make_cache(LOCATION=auth_server.url,
+                         OPTIONS={"USERNAME": "app", "PASSWORD": "apppass"})
+    assert by_user.get("k") == "v"
+    in_url = make_cache(LOCATION=f"valkey://app:apppass@127.0.0.1:{auth_server.port}/0")
+    assert in_url.get("k") == "v"
+
+
+def test_server_restart_is_survived(make_cache):
+    process = Server()
+    try:
+        cache = make_cache(LOCATION=process.url)
+        cache.set("k", 1)
+        process.command("CLIENT KILL TYPE normal")  # drops our idle pooled connection
+        assert cache.get("k") == 1  # retried once on a fresh connection
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    redis_server = shutil.which("redis-server")
+    if redis_server is None or shutil.which("openssl") is None:
+        pytest.fail("the TLS test needs Debian's redis-server (built with TLS) and openssl; "
+                    "the README's test command installs them")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    process = Server(binary=redis_server, tls=(cert, key))
+    yield process, cert
+    process.stop()
+
+
+@pytest.mark.parametrize("scheme", ["valkeys", "rediss"])
+def test_tls_url_schemes(make_cache, tls_server, scheme):
+    process, cert = tls_server
+    cache = make_cache(LOCATION=f"{scheme}://127.0.0.1:{process.tls_port}/0",
+                       OPTIONS={"CONNECTION_POOL_KWARGS": {"ssl_ca_certs": cert,
+                                                           "ssl_check_hostname": False}})
+    cache.set("k", scheme)
+    assert cache.get("k") == scheme
+    assert cache.client.get_client().connection_pool.connection_class is valkey.SSLConnection
