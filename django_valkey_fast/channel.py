@@ -53,9 +53,12 @@ if hasattr(os, "register_at_fork"):
 class Channel:
     """One server's connections, and the sync step that runs commands on them."""
 
-    def __init__(self, pool):
+    def __init__(self, pool, pack_command=pack_command, pack_commands=pack_commands):
         self.pool = pool
         self._idle: list = []
+        # The RESP packers: the compiled or pure twins (the benchmark sets both).
+        self.pack_command = pack_command
+        self.pack_commands = pack_commands
 
     def _checkout(self):
         try:
@@ -133,11 +136,11 @@ class Channel:
 
     def call(self, args):
         """Run one command (a tuple of arguments) and return its reply."""
-        return self._run(pack_command(args), 1)
+        return self._run(self.pack_command(args), 1)
 
     def pipeline(self, commands):
         """Run several commands in one round trip; error replies come back in place."""
-        return self._run(pack_commands(commands), len(commands))
+        return self._run(self.pack_commands(commands), len(commands))
 
     def disconnect(self):
         """Close the idle connections (they are reopened on next use)."""

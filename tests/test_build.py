@@ -1,6 +1,7 @@
 """The package builds compiled where it can and pure-Python where it cannot."""
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -12,14 +13,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def clean_source(tmp_path):
+    """A copy of the sources without build products (as an sdist would hold)."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        "*.so", "*.pyd", "*.c", "build", "dist", "*.egg-info", ".venv", ".git", "__pycache__",
+    ))
+    return source
+
+
 def build_wheel(tmp_path, **env):
-    """Build a wheel of this checkout into ``tmp_path`` with extra environment."""
+    """Build a wheel of a clean copy of this checkout, with extra environment."""
+    source = clean_source(tmp_path)
     environment = dict(os.environ, **env)
     environment.pop("DJANGO_VALKEY_FAST_NO_EXTENSIONS", None)
     environment.update(env)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path), str(ROOT)],
+         "-w", str(tmp_path), str(source)],
         env=environment, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
