@@ -395,6 +395,15 @@ class Operations:
         decode = self.decode
         return {decode(reply, nkey) for reply in replies}
 
+    def _combine(self, command, keys, version):
+        # SDIFF / SINTER / SUNION: a set computed from several sets.
+        return self._decode_set((yield (command, *[self._key(k, version) for k in keys])))
+
+    def _combine_store(self, command, dest, keys, dest_version, keys_version):
+        # SDIFFSTORE / SINTERSTORE / SUNIONSTORE: the same, stored in ``dest``.
+        nkeys = [self._key(k, keys_version) for k in keys]
+        return (yield (command, self._key(dest, dest_version), *nkeys))
+
     @operation(write=True, fallback=0)
     def sadd(self, key, *values, version=None):
         """Add ``values`` to set ``key``; return how many were new."""
@@ -409,24 +418,23 @@ class Operations:
     @operation(write=False, fallback=lambda _: builtins.set())
     def sdiff(self, *keys, version=None):
         """Members of the first set not in the others."""
-        return self._decode_set((yield ("SDIFF", *[self._key(k, version) for k in keys])))
+        return (yield from self._combine("SDIFF", keys, version))
 
     @operation(write=True, fallback=0)
     def sdiffstore(self, dest, *keys, version_dest=None, version_keys=None):
         """Store ``sdiff(*keys)`` in ``dest``; return its size."""
-        nkeys = [self._key(k, version_keys) for k in keys]
-        return (yield ("SDIFFSTORE", self._key(dest, version_dest), *nkeys))
+        return (yield from self._combine_store("SDIFFSTORE", dest, keys, version_dest,
+                                               version_keys))
 
     @operation(write=False, fallback=lambda _: builtins.set())
     def sinter(self, *keys, version=None):
         """Members in every one of the sets."""
-        return self._decode_set((yield ("SINTER", *[self._key(k, version) for k in keys])))
+        return (yield from self._combine("SINTER", keys, version))
 
     @operation(write=True, fallback=0)
     def sinterstore(self, dest, *keys, version=None):
         """Store ``sinter(*keys)`` in ``dest``; return its size."""
-        nkeys = [self._key(k, version) for k in keys]
-        return (yield ("SINTERSTORE", self._key(dest, version), *nkeys))
+        return (yield from self._combine_store("SINTERSTORE", dest, keys, version, version))
 
     @operation(write=False, fallback=lambda _: [])
     def smismember(self, key, *members, version=None):
@@ -509,10 +517,10 @@ class Operations:
     @operation(write=False, fallback=lambda _: builtins.set())
     def sunion(self, *keys, version=None):
         """Members of any of the sets."""
-        return self._decode_set((yield ("SUNION", *[self._key(k, version) for k in keys])))
+        return (yield from self._combine("SUNION", keys, version))
 
     @operation(write=True, fallback=0)
     def sunionstore(self, destination, *keys, version=None):
         """Store ``sunion(*keys)`` in ``destination``; return its size."""
-        nkeys = [self._key(k, version) for k in keys]
-        return (yield ("SUNIONSTORE", self._key(destination, version), *nkeys))
+        return (yield from self._combine_store("SUNIONSTORE", destination, keys, version,
+                                               version))

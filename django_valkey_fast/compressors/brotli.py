@@ -7,21 +7,17 @@ or "FONT").
 
 from django.conf import settings
 
+from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.compressors.base import BaseCompressor
-from django_valkey_fast.exceptions import MissingDependency
 
-try:
-    import brotli
-except ImportError:  # reported when the compressor is configured
-    brotli = None
+brotli = optional_import("brotli")
 
 
 class BrotliCompressor(BaseCompressor):
     """Brotli (no magic bytes: every payload is tried)."""
 
     def __init__(self, options):
-        if brotli is None:
-            raise MissingDependency("BrotliCompressor", "brotli", "brotli")
+        require(brotli, "BrotliCompressor", "brotli", "brotli")
         super().__init__(options)
         mode = str(getattr(settings, "COMPRESS_BROTLI_MODE", "GENERIC")).upper()
         self.mode = {"TEXT": brotli.MODE_TEXT, "FONT": brotli.MODE_FONT}.get(

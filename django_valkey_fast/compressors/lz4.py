@@ -7,13 +7,10 @@ Settings: ``CACHE_COMPRESS_LEVEL`` (default 0), ``COMPRESS_LZ4_BLOCK_SIZE`` (0),
 
 from django.conf import settings
 
+from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.compressors.base import BaseCompressor
-from django_valkey_fast.exceptions import MissingDependency
 
-try:
-    from lz4 import frame as lz4_frame
-except ImportError:  # reported when the compressor is configured
-    lz4_frame = None
+lz4_frame = optional_import("lz4.frame")
 
 
 class Lz4Compressor(BaseCompressor):
@@ -22,8 +19,7 @@ class Lz4Compressor(BaseCompressor):
     magic = b"\x04\x22\x4d\x18"
 
     def __init__(self, options):
-        if lz4_frame is None:
-            raise MissingDependency("Lz4Compressor", "lz4", "lz4")
+        require(lz4_frame, "Lz4Compressor", "lz4", "lz4")
         super().__init__(options)
         self.block_size = getattr(settings, "COMPRESS_LZ4_BLOCK_SIZE", 0)
         self.content_checksum = getattr(settings, "COMPRESS_LZ4_CONTENT_CHECKSUM", 0)

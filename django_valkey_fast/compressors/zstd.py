@@ -9,22 +9,11 @@ options and dictionaries need ``compression.zstd``/``backports.zstd``).
 
 from django.conf import settings
 
+from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.compressors.base import BaseCompressor
-from django_valkey_fast.exceptions import MissingDependency
 
-try:
-    from compression import zstd
-except ImportError:
-    try:
-        from backports import zstd
-    except ImportError:
-        zstd = None
-zstandard = None
-if zstd is None:
-    try:
-        import zstandard
-    except ImportError:  # reported when the compressor is configured
-        pass
+zstd = optional_import("compression.zstd") or optional_import("backports.zstd")
+zstandard = optional_import("zstandard") if zstd is None else None
 
 
 class ZStdCompressor(BaseCompressor):
@@ -33,8 +22,7 @@ class ZStdCompressor(BaseCompressor):
     magic = b"\x28\xb5\x2f\xfd"
 
     def __init__(self, options):
-        if zstd is None and zstandard is None:
-            raise MissingDependency("ZStdCompressor", "backports.zstd", "zstd")
+        require(zstd or zstandard, "ZStdCompressor", "backports.zstd", "zstd")
         super().__init__(options)
         self.options = getattr(settings, "COMPRESS_ZSTD_OPTIONS", None)
         self.decomp_options = getattr(settings, "DECOMPRESS_ZSTD_OPTIONS", None)

@@ -1,20 +1,16 @@
 """MessagePack serializer (``pip install 'django-valkey-fast[msgpack]'``)."""
 
-from django_valkey_fast.exceptions import MissingDependency
+from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.serializers.base import BaseSerializer
 
-try:
-    import msgpack
-except ImportError:  # reported when the serializer is configured
-    msgpack = None
+msgpack = optional_import("msgpack")
 
 
 class MSGPackSerializer(BaseSerializer):
     """MessagePack via the ``msgpack`` package."""
 
     def __init__(self, options):
-        if msgpack is None:
-            raise MissingDependency("MSGPackSerializer", "msgpack", "msgpack")
+        require(msgpack, "MSGPackSerializer", "msgpack", "msgpack")
         super().__init__(options)
 
     def dumps(self, value) -> bytes:

@@ -1,18 +1,17 @@
 """msgspec serializers, JSON and MessagePack (``pip install 'django-valkey-fast[msgspec]'``)."""
 
-from django_valkey_fast.exceptions import MissingDependency
+from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.serializers.base import BaseSerializer
 
-try:
-    import msgspec
-except ImportError:  # reported when the serializer is configured
-    msgspec = None
+msgspec = optional_import("msgspec")
+if msgspec is not None:
+    import msgspec.json
+    import msgspec.msgpack
 
 
 class _MsgSpecSerializer(BaseSerializer):
     def __init__(self, options):
-        if msgspec is None:
-            raise MissingDependency(type(self).__name__, "msgspec", "msgspec")
+        require(msgspec, type(self).__name__, "msgspec", "msgspec")
         super().__init__(options)
 
 
