@@ -86,3 +86,29 @@ def test_compiled_build(tmp_path, server):
     assert any("_wire_c" in name and name.endswith(".so") for name in names)
     assert any(name.endswith("_codec_c.pyx") for name in names)  # sources ship too
     check_wheel_works(wheel, tmp_path, server.url, expect_compiled=True)
+
+
+def test_sdist_ships_the_sources_and_builds_compiled(tmp_path, server):
+    source = clean_source(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "from setuptools import build_meta; print(build_meta.build_sdist('sdist'))"],
+        cwd=source, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    (sdist,) = (source / "sdist").glob("*.tar.gz")
+    import tarfile
+
+    names = tarfile.open(sdist).getnames()
+    for needed in ("_codec_c.pyx", "_wire_c.pyx", "_codec_py.py", "setup.py", "README.md"):
+        assert any(name.endswith(needed) for name in names), needed
+    assert not any(name.endswith(".so") for name in names)
+    environment = {k: v for k, v in os.environ.items() if k != "DJANGO_VALKEY_FAST_NO_EXTENSIONS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "wheels"), str(sdist)],
+        env=environment, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = (tmp_path / "wheels").glob("*.whl")
+    check_wheel_works(wheel, tmp_path, server.url, expect_compiled=True)

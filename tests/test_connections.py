@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import threading
+import time
 
 import pytest
 import valkey
@@ -206,3 +207,45 @@ def test_tls_url_schemes(make_cache, tls_server, scheme):
     cache.set("k", scheme)
     assert cache.get("k") == scheme
     assert cache.client.get_client().connection_pool.connection_class is valkey.SSLConnection
+
+
+def _clients_named(server, name):
+    listing = server.command("CLIENT LIST")[0]
+    return sum(f"name={name}" in line for line in listing.splitlines())
+
+
+def test_close_keeps_connections_unless_close_connection(make_cache, server):
+    keep = make_cache(OPTIONS={"CONNECTION_POOL_KWARGS": {"client_name": "keep"}})
+    keep.set("k", 1)
+    keep.close()
+    assert _clients_named(server, "keep") == 1
+    closing = make_cache(OPTIONS={"CLOSE_CONNECTION": True,
+                                  "CONNECTION_POOL_KWARGS": {"client_name": "closing"}})
+    closing.set("k", 2)
+    assert _clients_named(server, "closing") == 1
+    closing.close()
+    time.sleep(0.05)
+    assert _clients_named(server, "closing") == 0
+    assert closing.get("k") == 2  # reconnects on next use
+
+
+def test_forked_child_uses_its_own_connections(make_cache, server):
+    import multiprocessing
+
+    cache = make_cache(OPTIONS={"CONNECTION_POOL_KWARGS": {"client_name": "forking"}})
+    cache.set("k", "parent")
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+
+    def child():
+        cache.set("k", "child")
+        queue.put(cache.get("k"))
+
+    process = context.Process(target=child)
+    process.start()
+    assert queue.get(timeout=10) == "child"
+    process.join(10)
+    assert process.exitcode == 0
+    assert cache.get("k") == "child"  # the parent's connection was left intact
+    cache.set("k", "parent again")
+    assert cache.get("k") == "parent again"
