@@ -17,7 +17,8 @@ from django_valkey_fast.base import ErrorPolicy
 
 __all__ = ["ValkeyCache"]
 
-# Extended (django-valkey) methods that pass straight through to the client.
+# Extended (django-valkey) methods that pass straight through to the client; each
+# also has its native-async twin ``a<name>``.
 EXTENDED_API = (
     "ttl", "pttl", "persist", "expire", "pexpire", "expire_at", "pexpire_at",
     "get_lock", "lock", "keys", "iter_keys", "mget", "mset",
@@ -26,6 +27,7 @@ EXTENDED_API = (
     "sismember", "smembers", "smove", "spop", "srandmember", "srem", "sscan",
     "sscan_iter", "sunion", "sunionstore",
 )
+EXTENDED_ASYNC_API = tuple(f"a{name}" for name in EXTENDED_API) + ("adelete_pattern",)
 
 
 def _pass_through(name):
@@ -38,7 +40,11 @@ def _pass_through(name):
 
 
 class ValkeyCache(BaseCache):
-    """Django cache backend for Valkey and Redis (sync API; Django's async wrappers)."""
+    """Django cache backend for Valkey and Redis.
+
+    The sync methods block on a pooled connection; the ``a*`` methods run natively on
+    asyncio (no thread), on a connection per event loop. One alias serves both.
+    """
 
     DEFAULT_CLIENT_CLASS = "django_valkey_fast.client.DefaultClient"
 
@@ -160,7 +166,90 @@ class ValkeyCache(BaseCache):
         """Called by Django at the end of each request; closes only if configured to."""
         self.client.close()
 
+    # -- Django's async cache API, native -------------------------------------------------
 
-for _name in EXTENDED_API:
-    setattr(ValkeyCache, _name, _pass_through(_name))
+    async def aget(self, key, default=None, version=None, client=None):
+        """Return the value of ``key``, or ``default``."""
+        return await self.client.aget(key, default, version, client=client)
+
+    async def aset(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None,
+                   nx=False, xx=False):
+        """Store ``value`` under ``key``."""
+        return await self.client.aset(key, value, timeout, version, nx, xx, client=client)
+
+    async def aadd(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        """Store ``value`` only if ``key`` is missing; True if stored."""
+        return await self.client.aadd(key, value, timeout, version, client=client)
+
+    async def adelete(self, key, version=None, prefix=None, client=None):
+        """Delete ``key``; True if it existed."""
+        return bool(await self.client.adelete(key, version, prefix, client=client))
+
+    async def aget_many(self, keys, version=None, client=None):
+        """Return a dict of the existing values of ``keys`` (one round trip)."""
+        return await self.client.aget_many(keys, version, client=client)
+
+    async def aset_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        """Store every item of ``data`` (one round trip); return the keys that failed."""
+        return await self.client.aset_many(data, timeout, version, client=client)
+
+    async def adelete_many(self, keys, version=None, client=None):
+        """Delete ``keys`` (one round trip)."""
+        return await self.client.adelete_many(keys, version, client=client)
+
+    async def ahas_key(self, key, version=None, client=None):
+        """Whether ``key`` exists."""
+        return await self.client.ahas_key(key, version, client=client)
+
+    async def aincr(self, key, delta=1, version=None, client=None, ignore_key_check=False):
+        """Add ``delta`` atomically (TTL kept); ValueError if ``key`` is missing."""
+        return await self.client.aincr(key, delta, version, ignore_key_check, client=client)
+
+    async def adecr(self, key, delta=1, version=None, client=None):
+        """Subtract ``delta`` atomically; ValueError if ``key`` is missing."""
+        return await self.client.adecr(key, delta, version, client=client)
+
+    async def aincr_version(self, key, delta=1, version=None, client=None):
+        """Move ``key`` to the next version; return the new version."""
+        return await self.client.aincr_version(key, delta, version, client=client)
+
+    async def adecr_version(self, key, delta=1, version=None, client=None):
+        """Move ``key`` to the previous version; return the new version."""
+        return await self.client.adecr_version(key, delta, version, client=client)
+
+    async def atouch(self, key, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+        """Give ``key`` a new timeout; True if it exists."""
+        return await self.client.atouch(key, timeout, version, client=client)
+
+    async def aclear(self, client=None):
+        """Delete every key of the database."""
+        return await self.client.aclear(client=client)
+
+    async def aclose(self, **kwargs):
+        """The async end-of-request hook; closes only if configured to."""
+        await self.client.aclose()
+
+    async def aget_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+        """Return the value of ``key``, first storing ``default`` (or its result) if missing."""
+        value = await self.aget(key, self._missing_key, version=version)
+        if value is self._missing_key:
+            if callable(default):
+                default = default()
+            await self.aadd(key, default, timeout=timeout, version=version)
+            # Read again: another caller may have added a value in between.
+            return await self.aget(key, default, version=version)
+        return value
+
+    async def adelete_pattern(self, pattern, version=None, prefix=None, client=None,
+                              itersize=None):
+        """Delete the keys matching the glob ``pattern``; return how many."""
+        return await self.client.adelete_pattern(
+            pattern, version=version, prefix=prefix, client=client,
+            itersize=itersize or self._default_scan_itersize,
+        )
+
+
+for _name in EXTENDED_API + EXTENDED_ASYNC_API:
+    if _name not in ValkeyCache.__dict__:
+        setattr(ValkeyCache, _name, _pass_through(_name))
 del _name

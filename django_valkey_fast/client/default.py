@@ -7,10 +7,9 @@ writes go to the first LOCATION, reads to the others when there are any.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import itertools
 import random
-from typing import Any
 
 from django.conf import settings
 from django.core.cache.backends.base import get_key_func
@@ -20,12 +19,13 @@ from valkey.exceptions import ResponseError
 from django_valkey_fast import pool
 from django_valkey_fast._common import CacheKey
 from django_valkey_fast.base import SERVER_ERRORS, ErrorPolicy, build_codec, build_key_maker
+from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
 from django_valkey_fast.exceptions import DecodeError, interrupted
 from django_valkey_fast.operations import Operations
 from django_valkey_fast.compressors.identity import IdentityCompressor
 
-__all__ = ["DefaultClient", "run_plan"]
+__all__ = ["DefaultClient", "arun_plan", "bind_operations", "run_plan"]
 
 
 def run_plan(plan, channel):
@@ -44,6 +44,43 @@ def run_plan(plan, channel):
                 command = plan.send(reply)
     except StopIteration as stop:
         return stop.value
+
+
+async def arun_plan(plan, channel):
+    """Drive an operation's plan to its answer on an asyncio channel."""
+    try:
+        command = next(plan)
+        while True:
+            try:
+                if type(command) is tuple:
+                    reply = await channel.call(command)
+                else:
+                    reply = await channel.pipeline(command)
+            except ResponseError as error:
+                command = plan.throw(error)
+            else:
+                command = plan.send(reply)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _async_method(name, plan):
+    write = plan.op_write
+
+    async def method(self, *args, client=None, **kwargs):
+        try:
+            if client is None:
+                channel = self._achannel(write)
+            else:
+                channel = aio.channel_for(aio.connection_params(client.connection_pool))
+            return await arun_plan(plan(self, *args, **kwargs), channel)
+        except (*SERVER_ERRORS, DecodeError) as error:
+            return self._errors.handle(error, lambda: _fallback(plan, self, args, kwargs))
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = plan.__doc__
+    method.plan = plan
+    return method
 
 
 def _sync_method(name, plan):
@@ -69,16 +106,31 @@ def _fallback(plan, client, args, kwargs):
     return fallback
 
 
-def bind_sync_operations(cls):
-    """Class decorator: give ``cls`` a sync method for every operation it inherits."""
-    for name in dir(Operations):
-        plan = getattr(Operations, name)
-        if hasattr(plan, "op_write") and name not in cls.__dict__:
-            setattr(cls, name, _sync_method(name, plan))
-    return cls
+def bind_operations(sync_names: bool):
+    """Class decorator: give a client a method for every operation it inherits.
+
+    Each operation ``name`` gets a coroutine ``a<name>``; with ``sync_names`` the
+    plain ``name`` is a blocking method (the sync client), otherwise it is the same
+    coroutine (django-valkey's async client, whose ``get`` is awaited).
+    """
+
+    def bind(cls):
+        for name in dir(Operations):
+            plan = getattr(Operations, name)
+            if not hasattr(plan, "op_write"):
+                continue
+            async_name = "_a" + name[1:] if name.startswith("_") else "a" + name
+            coroutine = _async_method(async_name, plan)
+            if async_name not in cls.__dict__:
+                setattr(cls, async_name, coroutine)
+            if name not in cls.__dict__:
+                setattr(cls, name, _sync_method(name, plan) if sync_names else coroutine)
+        return cls
+
+    return bind
 
 
-@bind_sync_operations
+@bind_operations(sync_names=True)
 class DefaultClient(Operations):
     """Runs cache operations on a primary and, for reads, its replicas.
 
@@ -123,6 +175,9 @@ class DefaultClient(Operations):
             options=self._options, path=factory_path
         )
         self._replica_indexes = itertools.cycle(range(1, len(self._server)))
+        self._aio_loop = None
+        self._aio_channels: list = []
+        self._aio_params: list = [None] * len(self._server)
 
     # -- keys and values ----------------------------------------------------------
 
@@ -186,6 +241,28 @@ class DefaultClient(Operations):
             channel = self._channels[index] = channel_for(self._client_at(index))
         return channel
 
+    def _connection_params(self, index: int) -> dict:
+        """Server ``index``'s connection settings (as its valkey-py pool holds them)."""
+        params = self._aio_params[index]
+        if params is None:
+            params = self._aio_params[index] = aio.connection_params(
+                self._client_at(index).connection_pool
+            )
+        return params
+
+    def _achannel(self, write):
+        loop = asyncio.get_running_loop()
+        if loop is not self._aio_loop:
+            self._aio_loop = loop
+            self._aio_channels = [None] * len(self._server)
+        index = 0 if write or len(self._server) == 1 else next(self._replica_indexes)
+        channel = self._aio_channels[index]
+        if channel is None:
+            channel = self._aio_channels[index] = aio.channel_for(
+                self._connection_params(index), loop
+            )
+        return channel
+
     def disconnect(self, index: int = 0, client=None) -> None:
         """Close the connections of server ``index`` (or of ``client``)."""
         if client is None:
@@ -221,6 +298,76 @@ class DefaultClient(Operations):
         )
 
     lock = get_lock
+
+    async def aget_lock(self, key, version=None, timeout=None, sleep=0.1, blocking=True,
+                        blocking_timeout=None, client=None, lock_class=None,
+                        thread_local=True):
+        """Return a valkey-py asyncio ``Lock`` on ``key`` (``async with``)."""
+        client = client or self._async_client(write=True)
+        return client.lock(
+            self._key(key, version), timeout=timeout, sleep=sleep, blocking=blocking,
+            blocking_timeout=blocking_timeout, lock_class=lock_class,
+            thread_local=thread_local,
+        )
+
+    alock = aget_lock
+
+    def _async_client(self, write=True):
+        """A valkey-py asyncio client for the running loop, on the same server."""
+        import valkey.asyncio
+
+        channel = self._achannel(write)
+        client = getattr(channel, "valkey_client", None)
+        if client is None:
+            params = {k: v for k, v in channel.params.items() if k not in ("unix", "ssl")}
+            if channel.params["unix"]:
+                params["connection_class"] = valkey.asyncio.UnixDomainSocketConnection
+            elif channel.params["ssl"]:
+                params["connection_class"] = valkey.asyncio.SSLConnection
+            params.pop("parser_class", None)
+            client = channel.valkey_client = valkey.asyncio.Valkey(
+                connection_pool=valkey.asyncio.ConnectionPool(**params)
+            )
+        return client
+
+    async def aiter_keys(self, search, itersize=None, client=None, version=None):
+        """Yield the keys matching the glob ``search``, a SCAN page at a time."""
+        pattern = self.make_pattern(search, version=version)
+        cursor = 0
+        reverse = self.reverse_key
+        while True:
+            cursor, keys = await self._ascan_page(pattern, cursor, itersize, client=client)
+            for key in keys:
+                yield reverse(key.decode())
+            if not cursor:
+                return
+
+    async def adelete_pattern(self, pattern, version=None, prefix=None, client=None,
+                              itersize=None):
+        """Delete the keys matching ``pattern``; return the count."""
+        pattern = self.make_pattern(pattern, version=version, prefix=prefix)
+        itersize = itersize or getattr(self._backend, "_default_scan_itersize", 10)
+        cursor, deleted = 0, 0
+        while True:
+            cursor, keys = await self._ascan_page(pattern, cursor, itersize, client=client)
+            deleted += await self._adelete_keys(keys, client=client)
+            if not cursor:
+                return deleted
+
+    async def asscan_iter(self, key, match=None, count=10, version=None, client=None):
+        """Yield the members of set ``key``, an SSCAN page at a time."""
+        cursor = 0
+        while True:
+            cursor, members = await self._asscan_page(key, cursor, match, count, version,
+                                                      client=client)
+            for member in members:
+                yield member
+            if not cursor:
+                return
+
+    async def aclose(self) -> None:
+        """Close connections if ``CLOSE_CONNECTION`` asks for it (async callers)."""
+        self.close()
 
     def iter_keys(self, search, itersize=None, client=None, version=None):
         """Yield the keys matching the glob ``search``, a SCAN page at a time."""

@@ -1,0 +1,327 @@
+"""The asyncio I/O step: one multiplexed connection per event loop and server.
+
+``RespConnection`` is an ``asyncio.Protocol``: a command's bytes go into the
+transport and a future waits for its reply; replies are matched to futures in order
+as ``data_received`` parses them (libvalkey's Reader, or the pure-Python one). Any
+number of tasks share the connection, and commands issued by different tasks while a
+reply is outstanding are coalesced into one write per loop iteration
+(auto-pipelining). A cancelled caller's reply is read and dropped, so cancellation
+never corrupts the connection.
+
+``AsyncChannel`` owns the connection for one (event loop, server): it connects on
+first use (AUTH, SELECT, CLIENT SETNAME pipelined), reconnects after the server
+closed it (retrying the command once), enforces ``socket_timeout``, and is found
+through :func:`channel_for`, which keys channels by running loop, so a second
+``asyncio.run()`` or another thread's loop never touches a dead loop's sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl as ssl_module
+import threading
+
+from valkey._parsers.base import BaseParser
+from valkey.exceptions import ConnectionError, InvalidResponse, ResponseError, TimeoutError
+
+from django_valkey_fast._wire import pack_command, pack_commands
+
+try:
+    from libvalkey import Reader
+except ImportError:  # the extra is not installed: the pure-Python reader
+    from django_valkey_fast._resp_py import Reader
+
+__all__ = ["AsyncChannel", "RespConnection", "channel_for", "connection_params"]
+
+_CLOSED = "Connection closed by server."
+
+
+class RespConnection(asyncio.Protocol):
+    """One socket to the server; replies are handed to waiting futures in order."""
+
+    def __init__(self, loop, timeout=None):
+        self._loop = loop
+        self._reader = Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        # Each waiter: [future, replies expected, replies so far (list) or None]
+        self._waiters: collections.deque = collections.deque()
+        self._transport = None
+        self._pending: list = []
+        self._flush_scheduled = False
+        self._timeout = timeout
+        self._deadline = None
+        self.closed = False
+        self.idle_since_connect = True
+
+    # -- asyncio callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self._transport = transport
+
+    def data_received(self, data):
+        reader = self._reader
+        reader.feed(data)
+        waiters = self._waiters
+        while waiters:
+            reply = reader.gets()
+            if reply is False:
+                break
+            waiter = waiters[0]
+            if waiter[1] == 1:
+                waiters.popleft()
+                if not waiter[0].done():
+                    waiter[0].set_result(reply)
+            else:
+                replies = waiter[2]
+                replies.append(reply)
+                if len(replies) == waiter[1]:
+                    waiters.popleft()
+                    if not waiter[0].done():
+                        waiter[0].set_result(replies)
+        if self._deadline is not None:
+            self._rearm_deadline()
+
+    def connection_lost(self, exc):
+        self._fail(ConnectionError(_CLOSED if exc is None else f"{_CLOSED} {exc}"))
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(self, packed: bytes, replies: int):
+        """Queue ``packed`` (holding ``replies`` commands); return the reply's future."""
+        if self.closed:
+            raise ConnectionError(_CLOSED)
+        future = self._loop.create_future()
+        waiters = self._waiters
+        if not waiters and not self._pending:
+            # Nothing outstanding: write now (lowest latency for a lone caller).
+            self._transport.write(packed)
+        else:
+            # Others are waiting: join this loop iteration's single write.
+            self._pending.append(packed)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+        waiters.append([future, replies, [] if replies != 1 else None])
+        if self._timeout and self._deadline is None:
+            self._deadline = self._loop.call_later(self._timeout, self._timed_out)
+        self.idle_since_connect = False
+        return future
+
+    def _flush(self):
+        self._flush_scheduled = False
+        pending = self._pending
+        if pending and not self.closed:
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        pending.clear()
+
+    # -- timeouts and failure -----------------------------------------------------------
+
+    def _rearm_deadline(self):
+        self._deadline.cancel()
+        self._deadline = (
+            self._loop.call_later(self._timeout, self._timed_out) if self._waiters else None
+        )
+
+    def _timed_out(self):
+        self._deadline = None
+        if self._waiters:
+            # Replies would now be out of step with their callers: drop the connection.
+            self._fail(TimeoutError(f"Timeout reading from the server ({self._timeout}s)"))
+            self.close()
+
+    def _fail(self, error):
+        self.closed = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        waiters, self._waiters = self._waiters, collections.deque()
+        for waiter in waiters:
+            if not waiter[0].done():
+                waiter[0].set_exception(error)
+        self._pending.clear()
+
+    def close(self):
+        """Close the socket (waiting callers get ConnectionError)."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def abandon(self):
+        """Close the socket of a connection whose event loop is already closed."""
+        self.closed = True
+        transport = self._transport
+        sock = getattr(transport, "_sock", None)
+        if sock is not None:
+            try:
+                sock.close()
+            finally:
+                transport._sock = None  # the transport can no longer close it itself
+
+
+def _ssl_context(params: dict):
+    cert_reqs = params.get("ssl_cert_reqs", "required")
+    if isinstance(cert_reqs, str):
+        cert_reqs = {"none": ssl_module.CERT_NONE, "optional": ssl_module.CERT_OPTIONAL,
+                     "required": ssl_module.CERT_REQUIRED}[cert_reqs.lower()]
+    context = ssl_module.create_default_context()
+    context.check_hostname = bool(params.get("ssl_check_hostname", False))
+    context.verify_mode = cert_reqs
+    if params.get("ssl_ca_certs") or params.get("ssl_ca_path") or params.get("ssl_ca_data"):
+        context.load_verify_locations(cafile=params.get("ssl_ca_certs"),
+                                      capath=params.get("ssl_ca_path"),
+                                      cadata=params.get("ssl_ca_data"))
+    if params.get("ssl_certfile"):
+        context.load_cert_chain(params["ssl_certfile"], params.get("ssl_keyfile"),
+                                params.get("ssl_password"))
+    if params.get("ssl_min_version") is not None:
+        context.minimum_version = params["ssl_min_version"]
+    if params.get("ssl_ciphers"):
+        context.set_ciphers(params["ssl_ciphers"])
+    return context
+
+
+def connection_params(pool) -> dict:
+    """The connection settings of a valkey-py pool (sync or asyncio), as a plain dict."""
+    params = dict(pool.connection_kwargs)
+    name = pool.connection_class.__name__
+    params["unix"] = "UnixDomainSocket" in name
+    params["ssl"] = "SSL" in name
+    return params
+
+
+class AsyncChannel:
+    """The connection to one server on one event loop, and the async I/O step."""
+
+    def __init__(self, loop, params: dict):
+        self._loop = loop
+        self.params = params
+        self._connection: RespConnection | None = None
+        self._connecting: asyncio.Future | None = None
+        self.pack_command = pack_command
+        self.pack_commands = pack_commands
+
+    async def _open(self) -> RespConnection:
+        params = self.params
+        loop = self._loop
+
+        def factory():
+            return RespConnection(loop, params.get("socket_timeout"))
+
+        if params["unix"]:
+            opening = loop.create_unix_connection(factory, params["path"])
+        else:
+            opening = loop.create_connection(
+                factory, params.get("host", "localhost"), params.get("port", 6379),
+                ssl=_ssl_context(params) if params["ssl"] else None,
+            )
+        try:
+            _, connection = await asyncio.wait_for(opening, params.get("socket_connect_timeout"))
+        except asyncio.TimeoutError:
+            raise TimeoutError("Timeout connecting to the server") from None
+        except OSError as error:
+            where = params.get("path") or f"{params.get('host')}:{params.get('port')}"
+            raise ConnectionError(f"Error connecting to {where}: {error}") from error
+        handshake = []
+        if params.get("password"):
+            if params.get("username"):
+                handshake.append(("AUTH", params["username"], params["password"]))
+            else:
+                handshake.append(("AUTH", params["password"]))
+        if params.get("db"):
+            handshake.append(("SELECT", params["db"]))
+        if params.get("client_name"):
+            handshake.append(("CLIENT", "SETNAME", params["client_name"]))
+        if handshake:
+            replies = await connection.send(self.pack_commands(handshake), len(handshake))
+            for reply in replies:
+                if isinstance(reply, ResponseError):
+                    connection.close()
+                    raise reply
+            connection.idle_since_connect = True
+        return connection
+
+    async def connection(self) -> RespConnection:
+        """The open connection, connecting (once, for all callers) if needed."""
+        connection = self._connection
+        if connection is not None and not connection.closed:
+            return connection
+        if self._connecting is None:
+            self._connecting = self._loop.create_future()
+            try:
+                self._connection = await self._open()
+            except BaseException as error:
+                self._connecting.set_exception(error)
+                self._connecting.exception()  # retrieved: no "never retrieved" warning
+                raise
+            else:
+                self._connecting.set_result(self._connection)
+            finally:
+                self._connecting = None
+            return self._connection
+        return await asyncio.shield(self._connecting)
+
+    async def _send(self, packed: bytes, replies: int):
+        connection = self._connection
+        if connection is None or connection.closed:
+            connection = await self.connection()
+        fresh = connection.idle_since_connect
+        try:
+            return await connection.send(packed, replies)
+        except ConnectionError:
+            if fresh:
+                raise
+            # The server closed the connection while it sat idle: retry once.
+            return await (await self.connection()).send(packed, replies)
+
+    async def call(self, args):
+        """Run one command; return its reply (an error reply is raised)."""
+        reply = await self._send(self.pack_command(args), 1)
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    async def pipeline(self, commands):
+        """Run several commands in one write; error replies come back in place."""
+        return await self._send(self.pack_commands(commands), len(commands))
+
+    def close(self):
+        """Close the connection (the next command reconnects)."""
+        if self._connection is not None:
+            if self._loop.is_closed():
+                self._connection.abandon()
+            else:
+                self._connection.close()
+            self._connection = None
+
+
+# Channels by event loop, then by connection settings. A closed loop's channels are
+# swept (their sockets closed) when a new loop first asks for a channel.
+_registry: dict = {}
+_registry_lock = threading.Lock()
+
+
+def _settings_key(params: dict):
+    return repr(sorted((k, v) for k, v in params.items() if k not in ("retry", "parser_class",
+                                                                       "connection_pool")))
+
+
+def channel_for(params: dict, loop=None) -> AsyncChannel:
+    """Return the process-wide channel for ``params`` on the running event loop."""
+    loop = loop or asyncio.get_running_loop()
+    by_settings = _registry.get(loop)
+    if by_settings is None:
+        with _registry_lock:
+            for old_loop in [old for old in _registry if old.is_closed()]:
+                for channel in _registry.pop(old_loop).values():
+                    channel.close()
+            by_settings = _registry.setdefault(loop, {})
+    key = _settings_key(params)
+    channel = by_settings.get(key)
+    if channel is None:
+        channel = by_settings.setdefault(key, AsyncChannel(loop, params))
+    return channel
+
+
+def channels_of_loop(loop) -> list:
+    """The channels open on ``loop`` (for tests and diagnostics)."""
+    return list(_registry.get(loop, {}).values())
