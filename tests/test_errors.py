@@ -161,7 +161,8 @@ def test_unknown_serializer_or_compressor_path(make_cache, option, path):
 def test_missing_optional_library_names_the_extra(make_cache, monkeypatch, module, library,
                                                   path, extra):
     option = "COMPRESSOR" if ".compressors." in module else "SERIALIZER"
-    monkeypatch.setitem(sys.modules, library, None)  # the library is not installed
+    for name in [library] + [m for m in sys.modules if m.startswith(library + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)  # the library is not installed
     importlib.reload(importlib.import_module(module))
     try:
         cache = make_cache(OPTIONS={option: module.rsplit(".", 1)[0] + "." + path})
