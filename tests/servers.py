@@ -81,6 +81,7 @@ class Server:
             binary or server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", self.dir,
             "--logfile", os.path.join(self.dir, "server.log"),
+            "--enable-debug-command", "yes",  # DEBUG SLEEP: a slow reply on demand
         ]
         if self.unix_socket:
             command += ["--unixsocket", self.unix_socket, "--unixsocketperm", "700"]

@@ -1,7 +1,5 @@
 """Connections as django-valkey names them: URLs, factories, pools, options, replicas."""
 
-import shutil
-import subprocess
 import threading
 import time
 
@@ -180,22 +178,6 @@ def test_server_restart_is_survived(make_cache):
         assert cache.get("k") == 1  # retried once on a fresh connection
     finally:
         process.stop()
-
-
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory):
-    redis_server = shutil.which("redis-server")
-    if redis_server is None or shutil.which("openssl") is None:
-        pytest.fail("the TLS test needs Debian's redis-server (built with TLS) and openssl; "
-                    "the README's test command installs them")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"],
-                   check=True, capture_output=True)
-    process = Server(binary=redis_server, tls=(cert, key))
-    yield process, cert
-    process.stop()
 
 
 @pytest.mark.parametrize("scheme", ["valkeys", "rediss"])

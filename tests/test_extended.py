@@ -220,3 +220,9 @@ def test_scan_itersize_setting(server):
         assert cache._default_scan_itersize == 2
         cache.set_many({f"k{i}": i for i in range(5)})
         assert cache.delete_pattern("k*") == 5
+
+
+def test_single_item_batches(cache):
+    assert cache.set_many({"only": 1}) == []
+    assert cache.get_many(["only"]) == {"only": 1}
+    assert cache.delete_many(["only"]) == 1

@@ -18,6 +18,7 @@ through :func:`channel_for`, which keys channels by running loop, so a second
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import ssl as ssl_module
 import threading
@@ -67,7 +68,7 @@ class RespConnection(asyncio.Protocol):
             if reply is False:
                 break
             waiter = waiters[0]
-            if waiter[1] == 1:
+            if waiter[2] is None:
                 waiters.popleft()
                 if not waiter[0].done():
                     waiter[0].set_result(reply)
@@ -86,8 +87,9 @@ class RespConnection(asyncio.Protocol):
 
     # -- sending --------------------------------------------------------------------
 
-    def send(self, packed: bytes, replies: int):
-        """Queue ``packed`` (holding ``replies`` commands); return the reply's future."""
+    def send(self, packed: bytes, replies: int, pipeline: bool = False):
+        """Queue ``packed`` (``replies`` commands); return the future of the reply,
+        or with ``pipeline`` of the list of replies."""
         if self.closed:
             raise ConnectionError(_CLOSED)
         future = self._loop.create_future()
@@ -101,7 +103,7 @@ class RespConnection(asyncio.Protocol):
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush)
-        waiters.append([future, replies, [] if replies != 1 else None])
+        waiters.append([future, replies, [] if pipeline else None])
         if self._timeout and self._deadline is None:
             self._deadline = self._loop.call_later(self._timeout, self._timed_out)
         self.idle_since_connect = False
@@ -149,13 +151,29 @@ class RespConnection(asyncio.Protocol):
     def abandon(self):
         """Close the socket of a connection whose event loop is already closed."""
         self.closed = True
-        transport = self._transport
-        sock = getattr(transport, "_sock", None)
-        if sock is not None:
-            try:
-                sock.close()
-            finally:
-                transport._sock = None  # the transport can no longer close it itself
+        abandon_transport(self._transport)
+
+
+def abandon_transport(transport) -> None:
+    """Close a transport's socket after its event loop closed (it cannot close itself)."""
+    sock = getattr(transport, "_sock", None)
+    if sock is not None:
+        try:
+            sock.close()
+        finally:
+            transport._sock = None
+            transport._closing = True  # so its (and its stream's) finalizer stay quiet
+
+
+def abandon_valkey_pool(pool) -> None:
+    """Close the sockets of a valkey-py asyncio pool whose event loop closed."""
+    connections = list(getattr(pool, "_available_connections", ()))
+    connections += list(getattr(pool, "_in_use_connections", ()))
+    for connection in connections:
+        writer = getattr(connection, "_writer", None)
+        if writer is not None:
+            abandon_transport(writer.transport)
+            connection._reader = connection._writer = None
 
 
 def _ssl_context(params: dict):
@@ -232,9 +250,9 @@ class AsyncChannel:
         if params.get("client_name"):
             handshake.append(("CLIENT", "SETNAME", params["client_name"]))
         if handshake:
-            replies = await connection.send(self.pack_commands(handshake), len(handshake))
+            replies = await connection.send(self.pack_commands(handshake), len(handshake), True)
             for reply in replies:
-                if isinstance(reply, ResponseError):
+                if isinstance(reply, Exception):
                     connection.close()
                     raise reply
             connection.idle_since_connect = True
@@ -260,38 +278,50 @@ class AsyncChannel:
             return self._connection
         return await asyncio.shield(self._connecting)
 
-    async def _send(self, packed: bytes, replies: int):
+    async def _send(self, packed: bytes, replies: int, pipeline: bool):
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self.connection()
         fresh = connection.idle_since_connect
         try:
-            return await connection.send(packed, replies)
+            return await connection.send(packed, replies, pipeline)
         except ConnectionError:
             if fresh:
                 raise
             # The server closed the connection while it sat idle: retry once.
-            return await (await self.connection()).send(packed, replies)
+            return await (await self.connection()).send(packed, replies, pipeline)
 
     async def call(self, args):
         """Run one command; return its reply (an error reply is raised)."""
-        reply = await self._send(self.pack_command(args), 1)
-        if isinstance(reply, ResponseError):
+        reply = await self._send(self.pack_command(args), 1, False)
+        if isinstance(reply, Exception):
             raise reply
         return reply
 
     async def pipeline(self, commands):
-        """Run several commands in one write; error replies come back in place."""
-        return await self._send(self.pack_commands(commands), len(commands))
+        """Run several commands in one write; error replies come back in place.
+
+        An error that is not about one command (authentication, ...) is raised.
+        """
+        replies = await self._send(self.pack_commands(commands), len(commands), True)
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
+                raise reply
+        return replies
 
     def close(self):
         """Close the connection (the next command reconnects)."""
+        loop_closed = self._loop.is_closed()
         if self._connection is not None:
-            if self._loop.is_closed():
+            if loop_closed:
                 self._connection.abandon()
             else:
                 self._connection.close()
             self._connection = None
+        lock_client = getattr(self, "valkey_client", None)
+        if lock_client is not None and loop_closed:
+            abandon_valkey_pool(lock_client.connection_pool)
+            self.valkey_client = None
 
 
 # Channels by event loop, then by connection settings. A closed loop's channels are
@@ -305,15 +335,24 @@ def _settings_key(params: dict):
                                                                        "connection_pool")))
 
 
+def sweep_closed_loops() -> None:
+    """Close the sockets of every channel whose event loop has closed."""
+    with _registry_lock:
+        for old_loop in [old for old in _registry if old.is_closed()]:
+            for channel in _registry.pop(old_loop).values():
+                channel.close()
+
+
+atexit.register(sweep_closed_loops)
+
+
 def channel_for(params: dict, loop=None) -> AsyncChannel:
     """Return the process-wide channel for ``params`` on the running event loop."""
     loop = loop or asyncio.get_running_loop()
     by_settings = _registry.get(loop)
     if by_settings is None:
+        sweep_closed_loops()
         with _registry_lock:
-            for old_loop in [old for old in _registry if old.is_closed()]:
-                for channel in _registry.pop(old_loop).values():
-                    channel.close()
             by_settings = _registry.setdefault(loop, {})
     key = _settings_key(params)
     channel = by_settings.get(key)

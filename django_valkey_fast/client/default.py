@@ -271,12 +271,14 @@ class DefaultClient(Operations):
             channel_for(client).disconnect()
             self.connection_factory.disconnect(client)
 
-    def close(self) -> None:
-        """Close connections if ``CLOSE_CONNECTION`` (or the global setting) asks for it."""
-        close_flag = self._options.get(
+    def _close_requested(self) -> bool:
+        return self._options.get(
             "CLOSE_CONNECTION", getattr(settings, "DJANGO_VALKEY_CLOSE_CONNECTION", False)
         )
-        if close_flag:
+
+    def close(self) -> None:
+        """Close connections if ``CLOSE_CONNECTION`` (or the global setting) asks for it."""
+        if self._close_requested():
             try:
                 for index in range(len(self._clients)):
                     self.disconnect(index)
@@ -367,6 +369,10 @@ class DefaultClient(Operations):
 
     async def aclose(self) -> None:
         """Close connections if ``CLOSE_CONNECTION`` asks for it (async callers)."""
+        if self._close_requested():
+            for channel in self._aio_channels:
+                if channel is not None:
+                    channel.close()
         self.close()
 
     def iter_keys(self, search, itersize=None, client=None, version=None):

@@ -1,0 +1,89 @@
+"""django-valkey's ``AsyncValkeyCache``: the cache API as coroutines.
+
+``BACKEND: "django_valkey_fast.async_cache.cache.AsyncValkeyCache"``. ``get``,
+``set``, ... are coroutines (as in django-valkey) and ``aget``, ``aset``, ... are
+the same ones. Code written for one alias serving sync and async should use
+``django_valkey_fast.cache.ValkeyCache`` instead, whose ``get`` blocks and whose
+``aget`` is native async; this class exists for code written against django-valkey's
+async backend.
+"""
+
+from __future__ import annotations
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+from django_valkey_fast.cache import EXTENDED_API, ValkeyCache
+
+__all__ = ["AsyncValkeyCache"]
+
+# Django's names whose coroutine lives on the client under the same name.
+_COROUTINES = (
+    "get", "set", "add", "delete", "get_many", "set_many", "delete_many", "has_key", "incr",
+    "decr", "incr_version", "decr_version", "touch", "clear", "delete_pattern",
+) + tuple(name for name in EXTENDED_API if name not in ("iter_keys", "sscan_iter"))
+
+
+class _Closed:
+    """What ``close()`` returns: awaitable (django-valkey's callers await it) and
+    harmless when Django's sync ``close_caches`` does not."""
+
+    def __await__(self):
+        return iter(())
+
+
+def _coroutine(name):
+    async def method(self, *args, **kwargs):
+        return await getattr(self.client, name)(*args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"Coroutine: see the client's ``{name}``."
+    return method
+
+
+class AsyncValkeyCache(ValkeyCache):
+    """A cache whose every operation is a coroutine (django-valkey's async backend)."""
+
+    DEFAULT_CLIENT_CLASS = "django_valkey_fast.async_cache.client.AsyncDefaultClient"
+    is_async = True
+
+    async def get_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+        """Return the value of ``key``, first storing ``default`` if it is missing."""
+        return await ValkeyCache.aget_or_set(self, key, default, timeout, version)
+
+    aget_or_set = get_or_set
+
+    def iter_keys(self, *args, **kwargs):
+        """An async iterator over the keys matching a glob."""
+        return self.client.aiter_keys(*args, **kwargs)
+
+    def sscan_iter(self, *args, **kwargs):
+        """An async iterator over the members of a set."""
+        return self.client.asscan_iter(*args, **kwargs)
+
+    aiter_keys, asscan_iter = iter_keys, sscan_iter
+
+    def close(self, **kwargs):
+        """Close connections if configured to; safe to call with or without ``await``.
+
+        Django's ``close_caches`` calls ``close()`` without awaiting it at the end of
+        every request: nothing is left un-awaited, and no warning is printed.
+        """
+        if self.client._close_requested():
+            self.client.close()
+            for channel in self.client._aio_channels:
+                if channel is not None:
+                    channel.close()
+        return _Closed()
+
+    async def aclose(self, **kwargs):
+        """Close connections if configured to."""
+        await self.close()
+
+    def __contains__(self, key):
+        raise TypeError("use 'await cache.has_key(key)' with AsyncValkeyCache")
+
+
+for _name in _COROUTINES:
+    setattr(AsyncValkeyCache, _name, _coroutine(_name))
+    setattr(AsyncValkeyCache, "a" + _name, getattr(AsyncValkeyCache, _name))
+del _name

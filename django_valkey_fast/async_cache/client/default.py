@@ -1,0 +1,77 @@
+"""django-valkey's ``AsyncDefaultClient``: every operation is a coroutine.
+
+The operations are the same plans the sync client runs; only the I/O step differs.
+``get``, ``set``, ... and ``aget``, ``aset``, ... are the same coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from django_valkey_fast.async_cache import channel as aio
+from django_valkey_fast.client.default import DefaultClient, bind_operations
+
+__all__ = ["AsyncDefaultClient"]
+
+
+@bind_operations(sync_names=False)
+class AsyncDefaultClient(DefaultClient):
+    """Primary + replicas, async only (``AsyncValkeyCache``'s default client)."""
+
+    CONNECTION_FACTORY_PATH = "django_valkey_fast.async_cache.pool.AsyncConnectionFactory"
+
+    def _connection_params(self, index: int) -> dict:
+        params = self._aio_params[index]
+        if params is None:
+            factory = self.connection_factory
+            pool = factory.get_or_create_connection_pool(
+                factory.make_connection_params(self._server[index])
+            )
+            params = self._aio_params[index] = aio.connection_params(pool)
+        return params
+
+    async def get_client(self, write=True, tried=None, key=None, **kwargs):
+        """Return the ``valkey.asyncio.Valkey`` client for a write or a read."""
+        client, _ = await self.get_client_with_index(write, tried)
+        return client
+
+    async def get_client_with_index(self, write=True, tried=None):
+        """Return ``(client, index)`` for a write or a read, on the running loop."""
+        index = self.get_next_client_index(write=write, tried=tried)
+        loop = asyncio.get_running_loop()
+        if getattr(self, "_clients_loop", None) is not loop:
+            self._clients_loop = loop
+            self._clients = [None] * len(self._server)
+        if self._clients[index] is None:
+            self._clients[index] = await self.connect(index)
+        return self._clients[index], index
+
+    async def connect(self, index: int = 0):
+        """Return a new ``valkey.asyncio.Valkey`` for server ``index``."""
+        return await self.connection_factory.connect(self._server[index])
+
+    def _async_client(self, write=True):
+        return DefaultClient._async_client(self, write)
+
+    async def disconnect(self, index: int = 0, client=None) -> None:
+        """Close the connections of server ``index`` (or of ``client``) on this loop."""
+        if client is None:
+            client = self._clients[index] if getattr(self, "_clients_loop", None) else None
+        if client is not None:
+            await self.connection_factory.disconnect(client)
+        channels = self._aio_channels if self._aio_loop is asyncio.get_running_loop() else []
+        if index < len(channels) and channels[index] is not None:
+            channels[index].close()
+
+    async def close(self) -> None:
+        """Close connections if ``CLOSE_CONNECTION`` (or the global setting) asks for it."""
+        if self._close_requested():
+            for index in range(len(self._server)):
+                await self.disconnect(index)
+            self._clients = [None] * len(self._server)
+
+    aclose = close
+    get_lock = lock = DefaultClient.aget_lock
+    iter_keys = DefaultClient.aiter_keys
+    delete_pattern = DefaultClient.adelete_pattern
+    sscan_iter = DefaultClient.asscan_iter

@@ -1,0 +1,68 @@
+"""Async connection factories: django-valkey's ``AsyncConnectionFactory``.
+
+They build ``valkey.asyncio.Valkey`` clients (what ``await cache.client.get_client()``
+returns) over pools that are process-wide per event loop: a pool created on one loop
+is never handed to another, and a closed loop's pools are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+
+from django.utils.module_loading import import_string
+
+from django_valkey_fast.async_cache.channel import abandon_valkey_pool
+from django_valkey_fast.pool import ConnectionFactory
+
+__all__ = ["AsyncConnectionFactory"]
+
+
+def drop_closed_loop_pools() -> None:
+    """Close and forget the pools whose event loop has closed."""
+    pools = AsyncConnectionFactory._pools
+    for stale in [key for key in pools if key[0].is_closed()]:
+        abandon_valkey_pool(pools.pop(stale))
+
+
+class AsyncConnectionFactory(ConnectionFactory):
+    """Builds valkey-py asyncio clients; one pool per URL, parameters and event loop."""
+
+    path_pool_cls = "valkey.asyncio.connection.ConnectionPool"
+    path_base_cls = "valkey.asyncio.client.Valkey"
+
+    _pools: dict = {}
+
+    def get_parser_cls(self):
+        """``PARSER_CLS`` (django-valkey's async name) or ``PARSER_CLASS``, else valkey-py's default."""
+        path = self.options.get("PARSER_CLS") or self.options.get("PARSER_CLASS")
+        if path is None:
+            from valkey.asyncio.connection import DefaultParser
+
+            return DefaultParser
+        return import_string(path)
+
+    def _pool_key(self, params: dict):
+        return (asyncio.get_running_loop(),) + super()._pool_key(params)
+
+    def get_or_create_connection_pool(self, params: dict):
+        """The pool for ``params`` on the running loop (a closed loop's pools are dropped)."""
+        if self._pool_key(params) not in self._pools:
+            drop_closed_loop_pools()
+        return super().get_or_create_connection_pool(params)
+
+    async def get_connection(self, params: dict):
+        """Return a ``valkey.asyncio.Valkey`` over the shared pool."""
+        pool = self.get_or_create_connection_pool(params)
+        return self.base_client_cls(connection_pool=pool, **self.base_client_cls_kwargs)
+
+    async def connect(self, url: str):
+        """Return a ``valkey.asyncio.Valkey`` for ``url``."""
+        return await self.get_connection(self.make_connection_params(url))
+
+    async def disconnect(self, connection) -> None:
+        """Close every connection of ``connection``'s pool."""
+        await connection.connection_pool.disconnect()
+
+
+atexit.register(drop_closed_loop_pools)
