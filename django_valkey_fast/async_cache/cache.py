@@ -10,6 +10,8 @@ async backend.
 
 from __future__ import annotations
 
+import asyncio
+
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from django_valkey_fast.cache import EXTENDED_API, ValkeyCache
@@ -18,7 +20,7 @@ __all__ = ["AsyncValkeyCache"]
 
 # Django's names whose coroutine lives on the client under the same name.
 _COROUTINES = (
-    "get", "set", "add", "delete", "get_many", "set_many", "delete_many", "has_key", "incr",
+    "get", "set", "add", "get_many", "set_many", "delete_many", "has_key", "incr",
     "decr", "incr_version", "decr_version", "touch", "clear", "delete_pattern",
 ) + tuple(name for name in EXTENDED_API if name not in ("iter_keys", "sscan_iter"))
 
@@ -27,8 +29,11 @@ class _Closed:
     """What ``close()`` returns: awaitable (django-valkey's callers await it) and
     harmless when Django's sync ``close_caches`` does not."""
 
+    def __init__(self, task=None):
+        self._task = task
+
     def __await__(self):
-        return iter(())
+        return self._task.__await__() if self._task is not None else iter(())
 
 
 def _coroutine(name):
@@ -52,6 +57,12 @@ class AsyncValkeyCache(ValkeyCache):
 
     aget_or_set = get_or_set
 
+    async def delete(self, key, version=None, prefix=None, client=None):
+        """Delete ``key``; True if it existed."""
+        return bool(await self.client.delete(key, version, prefix, client=client))
+
+    adelete = delete
+
     def iter_keys(self, *args, **kwargs):
         """An async iterator over the keys matching a glob."""
         return self.client.aiter_keys(*args, **kwargs)
@@ -68,12 +79,17 @@ class AsyncValkeyCache(ValkeyCache):
         Django's ``close_caches`` calls ``close()`` without awaiting it at the end of
         every request: nothing is left un-awaited, and no warning is printed.
         """
-        if self.client._close_requested():
-            self.client.close()
-            for channel in self.client._aio_channels:
-                if channel is not None:
-                    channel.close()
-        return _Closed()
+        client = self.client
+        if not client._close_requested():
+            return _Closed()
+        for channel in client._aio_channels:
+            if channel is not None:
+                channel.close()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: a closed loop's connections are swept anyway
+            return _Closed()
+        return _Closed(loop.create_task(client.close()))
 
     async def aclose(self, **kwargs):
         """Close connections if configured to."""
