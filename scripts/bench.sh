@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# The side-by-side benchmark on a fresh machine (starts its own valkey-server).
+# The side-by-side benchmarks on a fresh machine (each starts its own valkey-server).
+#   bash scripts/bench.sh            sync workloads
+#   bash scripts/bench.sh --async    async workloads at 1 and 50 in flight
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
-.venv/bin/python bench/run.py "$@"
+if [ "${1:-}" = "--async" ]; then
+    shift
+    .venv/bin/python bench/run_async.py "$@"
+else
+    .venv/bin/python bench/run.py "$@"
+fi

@@ -1,0 +1,172 @@
+"""Async side-by-side benchmark: 1 and 50 operations in flight, in one event loop.
+
+Contenders: this package's ValkeyCache (its native ``a*`` methods) and
+AsyncValkeyCache, django-valkey's AsyncValkeyCache, django-redis and Django's
+RedisCache (whose ``a*`` methods hop to a thread). All talk to one server; rounds
+interleave every contender in shuffled order. Reported: median ops/s, client CPU
+microseconds per op, and the peak number of server connections each one opened.
+
+    bash scripts/bench.sh --async
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.run import VALUE_100, configure  # noqa: E402
+
+NAMES = {
+    "django-valkey-fast ValkeyCache": "dvf-sync-alias",
+    "django-valkey-fast AsyncValkeyCache": "dvf-async",
+    "django-valkey 0.4 AsyncValkeyCache": "dv-async",
+    "django-redis": "django-redis",
+    "Django RedisCache": "django-builtin",
+}
+
+
+def contenders(location):
+    from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+    from django_redis.cache import RedisCache as DjangoRedisPackage
+    from django_valkey.async_cache.cache import AsyncValkeyCache as PeerAsync
+
+    from django_valkey_fast.async_cache.cache import AsyncValkeyCache
+    from django_valkey_fast.cache import ValkeyCache
+
+    def named(name):
+        return {"OPTIONS": {"CONNECTION_POOL_KWARGS": {"client_name": NAMES[name]}}}
+
+    redis_location = location.replace("valkey://", "redis://")
+    return {
+        "django-valkey-fast ValkeyCache": (ValkeyCache(location, named(
+            "django-valkey-fast ValkeyCache")), True),
+        "django-valkey-fast AsyncValkeyCache": (AsyncValkeyCache(location, named(
+            "django-valkey-fast AsyncValkeyCache")), False),
+        "django-valkey 0.4 AsyncValkeyCache": (PeerAsync(location, named(
+            "django-valkey 0.4 AsyncValkeyCache")), False),
+        "django-redis": (DjangoRedisPackage(redis_location, named("django-redis")), True),
+        "Django RedisCache": (DjangoRedisCache(redis_location, {"OPTIONS": {
+            "client_name": NAMES["Django RedisCache"]}}), True),
+    }
+
+
+def operation(cache, prefixed: bool, name: str):
+    """The coroutine function for workload ``name`` on ``cache``."""
+    def method(method_name):
+        return getattr(cache, ("a" + method_name) if prefixed else method_name)
+
+    keys10 = [f"many-{i}" for i in range(10)]
+    get, set_, get_many, incr = (method(n) for n in ("get", "set", "get_many", "incr"))
+    return {
+        "aget": lambda: get("small"),
+        "aset": lambda: set_("small", VALUE_100),
+        "aget_many 10": lambda: get_many(keys10),
+        "aincr": lambda: incr("counter"),
+    }[name]
+
+
+WORKLOADS = ("aget", "aset", "aget_many 10", "aincr")
+
+
+async def prepare(cache, prefixed):
+    set_ = getattr(cache, "aset" if prefixed else "set")
+    await set_("small", VALUE_100)
+    await set_("counter", 1)
+    for i in range(10):
+        await set_(f"many-{i}", VALUE_100)
+
+
+async def batch(op, in_flight, total):
+    per_worker = max(1, total // in_flight)
+
+    async def worker():
+        for _ in range(per_worker):
+            await op()
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*[worker() for _ in range(in_flight)])
+    ops = per_worker * in_flight
+    return ops / (time.perf_counter() - wall), (time.process_time() - cpu) / ops * 1e6
+
+
+async def connections(location):
+    import valkey.asyncio
+
+    client = valkey.asyncio.Valkey.from_url(location)
+    listing = await client.client_list()
+    await client.aclose()
+    counts = {}
+    for entry in listing:
+        counts[entry.get("name", "")] = counts.get(entry.get("name", ""), 0) + 1
+    return counts
+
+
+async def run(location, rounds, total):
+    caches = contenders(location)
+    for cache, prefixed in caches.values():
+        await prepare(cache, prefixed)
+    results, peaks = {}, {name: 0 for name in caches}
+    for round_number in range(rounds):
+        for in_flight in (1, 50):
+            for workload in WORKLOADS:
+                order = list(caches.items())
+                random.shuffle(order)
+                for name, (cache, prefixed) in order:
+                    op = operation(cache, prefixed, workload)
+                    n = total if in_flight == 50 else total // 4
+                    results.setdefault((in_flight, workload, name), []).append(
+                        await batch(op, in_flight, n))
+                    counts = await connections(location)
+                    peaks[name] = max(peaks[name], counts.get(NAMES[name], 0))
+        print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
+    return caches, results, peaks
+
+
+def report(caches, results, peaks, baseline="django-valkey 0.4 AsyncValkeyCache"):
+    lines = ["| in flight | workload | backend | ops/s | CPU us/op | ops/s vs django-valkey "
+             "| CPU vs django-valkey | peak connections |",
+             "|---:|---|---|---:|---:|---:|---:|---:|"]
+    for in_flight in (1, 50):
+        for workload in WORKLOADS:
+            base = results[in_flight, workload, baseline]
+            base_ops = statistics.median(r[0] for r in base)
+            base_cpu = statistics.median(r[1] for r in base)
+            for name in caches:
+                ops = statistics.median(r[0] for r in results[in_flight, workload, name])
+                cpu = statistics.median(r[1] for r in results[in_flight, workload, name])
+                lines.append(f"| {in_flight} | {workload} | {name} | {ops:,.0f} | {cpu:.1f} | "
+                             f"{ops / base_ops:.2f}x | {cpu / base_cpu:.2f}x | {peaks[name]} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--location")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ops", type=int, default=2000, help="operations per batch at 50")
+    args = parser.parse_args()
+    configure()
+    server = None
+    location = args.location
+    if location is None:
+        from tests.servers import Server
+
+        server = Server()
+        location = server.url
+    try:
+        caches, results, peaks = asyncio.run(run(location, args.rounds, args.ops))
+    finally:
+        if server:
+            server.stop()
+    print(report(caches, results, peaks))
+
+
+if __name__ == "__main__":
+    main()
