@@ -1,0 +1,1 @@
+"""A small Django project served by real ASGI and WSGI servers in the tests."""
