@@ -14,6 +14,7 @@ Columns: ops/s (wall clock) and client CPU microseconds per operation
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -26,6 +27,22 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VALUE_100 = "v" * 100
 VALUE_30K = {"rows": [{"id": i, "name": f"row-{i}", "score": i * 1.5} for i in range(600)]}
 MANY = 100
+
+
+@contextlib.contextmanager
+def server_location(location):
+    """Yield ``location``, or the URL of a valkey-server started for the run."""
+    if location is not None:
+        yield location
+        return
+    from tests.servers import Server, server_binary
+
+    server = Server()
+    print(f"server: {server_binary()} at {server.url}", file=sys.stderr)
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def configure():
@@ -185,19 +202,8 @@ def main():
     parser.add_argument("--json", help="also write the medians to this file")
     args = parser.parse_args()
     configure()
-    server = None
-    location = args.location
-    if location is None:
-        from tests.servers import Server, server_binary
-
-        server = Server()
-        location = server.url
-        print(f"server: {server_binary()} at {location}", file=sys.stderr)
-    try:
+    with server_location(args.location) as location:
         caches, loads, results = run(location, args.rounds, args.seconds)
-    finally:
-        if server:
-            server.stop()
     table, summary = report(caches, loads, results)
     print(table)
     if args.json:

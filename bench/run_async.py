@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.run import VALUE_100, configure  # noqa: E402
+from bench.run import VALUE_100, configure, server_location  # noqa: E402
 
 NAMES = {
     "django-valkey-fast ValkeyCache": "dvf-sync-alias",
@@ -153,18 +153,8 @@ def main():
     parser.add_argument("--ops", type=int, default=2000, help="operations per batch at 50")
     args = parser.parse_args()
     configure()
-    server = None
-    location = args.location
-    if location is None:
-        from tests.servers import Server
-
-        server = Server()
-        location = server.url
-    try:
+    with server_location(args.location) as location:
         caches, results, peaks = asyncio.run(run(location, args.rounds, args.ops))
-    finally:
-        if server:
-            server.stop()
     print(report(caches, results, peaks))
 
 

@@ -121,3 +121,21 @@ async def test_close_connection_option(server):
 def test_contains_is_refused(async_cache):
     with pytest.raises(TypeError, match="await cache.has_key"):
         "k" in async_cache  # noqa: B015
+
+
+async def test_top_level_get_valkey_connection_for_an_async_alias(async_cache):
+    import django_valkey_fast
+
+    client = await django_valkey_fast.get_valkey_connection("default")
+    assert isinstance(client, valkey.asyncio.Valkey)
+
+
+async def test_sentinel_pools_are_refused_clearly_in_async():
+    from django.core.exceptions import ImproperlyConfigured
+    from valkey.sentinel import Sentinel, SentinelConnectionPool
+
+    from django_valkey_fast.async_cache.channel import connection_params
+
+    pool = SentinelConnectionPool("mymaster", Sentinel([("127.0.0.1", 1)]))
+    with pytest.raises(ImproperlyConfigured, match="Sentinel"):
+        connection_params(pool)

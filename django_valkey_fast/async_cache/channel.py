@@ -202,6 +202,13 @@ def connection_params(pool) -> dict:
     """The connection settings of a valkey-py pool (sync or asyncio), as a plain dict."""
     params = dict(pool.connection_kwargs)
     name = pool.connection_class.__name__
+    if "Sentinel" in name:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "Async operations on a Sentinel-managed pool are not supported yet: "
+            "use the sync API with SentinelConnectionFactory for now."
+        )
     params["unix"] = "UnixDomainSocket" in name
     params["ssl"] = "SSL" in name
     return params

@@ -301,16 +301,10 @@ class DefaultClient(Operations):
 
     lock = get_lock
 
-    async def aget_lock(self, key, version=None, timeout=None, sleep=0.1, blocking=True,
-                        blocking_timeout=None, client=None, lock_class=None,
-                        thread_local=True):
-        """Return a valkey-py asyncio ``Lock`` on ``key`` (``async with``)."""
-        client = client or self._async_client(write=True)
-        return client.lock(
-            self._key(key, version), timeout=timeout, sleep=sleep, blocking=blocking,
-            blocking_timeout=blocking_timeout, lock_class=lock_class,
-            thread_local=thread_local,
-        )
+    async def aget_lock(self, key, *args, client=None, **kwargs):
+        """Return a valkey-py asyncio ``Lock`` on ``key`` (``async with``); as ``get_lock``."""
+        return self.get_lock(key, *args, client=client or self._async_client(write=True),
+                             **kwargs)
 
     alock = aget_lock
 
