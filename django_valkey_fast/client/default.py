@@ -303,8 +303,8 @@ class DefaultClient(Operations):
 
     async def aget_lock(self, key, *args, client=None, **kwargs):
         """Return a valkey-py asyncio ``Lock`` on ``key`` (``async with``); as ``get_lock``."""
-        return self.get_lock(key, *args, client=client or self._async_client(write=True),
-                             **kwargs)
+        return DefaultClient.get_lock(self, key, *args,
+                                      client=client or self._async_client(write=True), **kwargs)
 
     alock = aget_lock
 
