@@ -226,3 +226,22 @@ def test_single_item_batches(cache):
     assert cache.set_many({"only": 1}) == []
     assert cache.get_many(["only"]) == {"only": 1}
     assert cache.delete_many(["only"]) == 1
+
+
+def test_bulk_operations_are_one_round_trip(cache, monkeypatch):
+    from django_valkey_fast.channel import Channel
+
+    trips = []
+    run = Channel._run
+
+    def counting_run(self, packed, replies):
+        trips.append(replies)
+        return run(self, packed, replies)
+
+    cache.set("warm", 1)
+    monkeypatch.setattr(Channel, "_run", counting_run)
+    cache.set_many({f"k{i}": i for i in range(20)})
+    assert cache.get_many([f"k{i}" for i in range(20)]) == {f"k{i}": i for i in range(20)}
+    cache.delete_many([f"k{i}" for i in range(20)])
+    assert cache.ttl("warm") > 0
+    assert trips == [20, None, None, None]  # a 20-command pipeline, MGET, DEL, TTL
