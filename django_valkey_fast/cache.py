@@ -164,7 +164,9 @@ class ValkeyCache(BaseCache):
 
     def close(self, **kwargs):
         """Called by Django at the end of each request; closes only if configured to."""
-        self.client.close()
+        client = self.__dict__.get("client")  # never build a client just to close it
+        if client is not None:
+            client.close()
 
     # -- Django's async cache API, native -------------------------------------------------
 
@@ -227,7 +229,9 @@ class ValkeyCache(BaseCache):
 
     async def aclose(self, **kwargs):
         """The async end-of-request hook; closes only if configured to."""
-        await self.client.aclose()
+        client = self.__dict__.get("client")
+        if client is not None:
+            await client.aclose()
 
     async def aget_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
         """Return the value of ``key``, first storing ``default`` (or its result) if missing."""

@@ -17,7 +17,7 @@ import socket
 import threading
 import weakref
 
-from valkey.exceptions import ConnectionError, ResponseError, TimeoutError
+from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 from django_valkey_fast._wire import pack_command, pack_commands
 
@@ -96,7 +96,7 @@ class Channel:
             except (ResponseError, ConnectionError) as error:
                 results.append(error)
         for result in results:
-            if isinstance(result, ConnectionError):
+            if isinstance(result, (ConnectionError, ReadOnlyError)):
                 raise result
         return results
 
@@ -114,30 +114,31 @@ class Channel:
 
     def _run(self, packed: bytes, replies):
         connection, reused = self._checkout()
-        try:
-            result = self._roundtrip(connection, packed, replies)
-        except ResponseError:
-            self._idle.append(connection)
-            raise
-        except (ConnectionError, TimeoutError, OSError) as error:
-            self._discard(connection)
-            if not reused or isinstance(error, TimeoutError):
-                raise
-            # The server closed this idle connection: retry once on a new one.
-            connection = self.pool.get_connection("_")
+        for attempt in (0, 1):
             try:
                 result = self._roundtrip(connection, packed, replies)
+            except ReadOnlyError:
+                # A write reached a replica: after a failover this connection points
+                # at the demoted primary. Reconnect (Sentinel names the new one), retry once.
+                self._discard(connection)
+                if attempt:
+                    raise
             except ResponseError:
                 self._idle.append(connection)
                 raise
+            except (ConnectionError, TimeoutError, OSError) as error:
+                self._discard(connection)
+                # A connection the server closed while idle: retry once on a new one.
+                if attempt or not reused or isinstance(error, TimeoutError):
+                    raise
             except BaseException:
                 self._discard(connection)
                 raise
-        except BaseException:
-            self._discard(connection)
-            raise
-        self._idle.append(connection)
-        return result
+            else:
+                self._idle.append(connection)
+                return result
+            connection = self.pool.get_connection("_")
+        raise AssertionError("unreachable")
 
     def call(self, args):
         """Run one command (a tuple of arguments) and return its reply."""

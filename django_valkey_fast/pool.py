@@ -11,7 +11,7 @@ per thread, and every one of them shares the pool for its URL and parameters.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -131,17 +131,32 @@ class SentinelConnectionFactory(ConnectionFactory):
             sentinels, sentinel_kwargs=options.get("SENTINEL_KWARGS"), **connection_kwargs
         )
 
+    def _pool_key(self, params: dict):
+        # The URL names a service, not the servers: the Sentinels are part of the key.
+        return super()._pool_key(params) + (
+            repr(self.options.get("SENTINELS")), repr(self.options.get("SENTINEL_KWARGS")),
+        )
+
     def get_connection_pool(self, params: dict):
         """Return a Sentinel-managed pool for ``params["url"]``."""
-        from valkey._parsers.url_parser import to_bool
+        return sentinel_pool(super().get_connection_pool, params, self._sentinel)
 
-        url = urlparse(params["url"])
-        cp_params = dict(params, service_name=url.hostname, sentinel_manager=self._sentinel)
-        pool = super().get_connection_pool(cp_params)
-        is_master = parse_qs(url.query).get("is_master")
-        if is_master:
-            pool.is_master = to_bool(is_master[0])
-        return pool
+
+def sentinel_pool(make_pool, params: dict, sentinel_manager):
+    """Build a Sentinel pool for ``valkey://service/db?is_master=0|1`` (sync or asyncio).
+
+    ``is_master`` is given to the pool's constructor: valkey-py copies it into the
+    proxy its connections consult, so changing it afterwards (as django-valkey does)
+    leaves "replica" connections pointed at the primary.
+    """
+    from valkey._parsers.url_parser import to_bool
+
+    url = urlparse(params["url"])
+    query = parse_qs(url.query, keep_blank_values=True)
+    is_master = to_bool(query.pop("is_master", ["1"])[0])
+    url = urlunparse((*url[:4], urlencode(query, doseq=True), url[5]))
+    return make_pool(dict(params, url=url, service_name=urlparse(url).hostname,
+                          sentinel_manager=sentinel_manager, is_master=bool(is_master)))
 
 
 def get_connection_factory(path: str | None = None, options: dict | None = None):

@@ -152,3 +152,41 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Sentinel(Server):
+    """A Sentinel process monitoring ``primary`` as service ``name`` (quorum 1)."""
+
+    def __init__(self, primary: Server, name: str = "mymaster"):
+        self.name = name
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="dvf-sentinel-")
+        self.password = None
+        self.unix_socket = None
+        config = Path(self.dir, "sentinel.conf")
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"logfile {os.path.join(self.dir, 'server.log')}\n"
+            f"sentinel monitor {name} 127.0.0.1 {primary.port} 1\n"
+            f"sentinel down-after-milliseconds {name} 1000\n"
+            f"sentinel failover-timeout {name} 5000\n"
+            f"sentinel parallel-syncs {name} 1\n"
+        )
+        self.process = subprocess.Popen([server_binary(), str(config), "--sentinel"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def primary_port(self) -> int:
+        """The port Sentinel currently reports for the primary."""
+        reply = self.command(f"SENTINEL get-master-addr-by-name {self.name}")[0]
+        return int(reply.split("\n")[1])
+
+    def wait_for_replicas(self, count: int, timeout: float = 15.0):
+        """Wait until Sentinel knows ``count`` healthy replicas."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = self.command(f"SENTINEL replicas {self.name}")[0]
+            if reply.count("flags\nslave\n") >= count:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"Sentinel did not see {count} replicas: {reply!r}")

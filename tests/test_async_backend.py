@@ -128,14 +128,3 @@ async def test_top_level_get_valkey_connection_for_an_async_alias(async_cache):
 
     client = await django_valkey_fast.get_valkey_connection("default")
     assert isinstance(client, valkey.asyncio.Valkey)
-
-
-async def test_sentinel_pools_are_refused_clearly_in_async():
-    from django.core.exceptions import ImproperlyConfigured
-    from valkey.sentinel import Sentinel, SentinelConnectionPool
-
-    from django_valkey_fast.async_cache.channel import connection_params
-
-    pool = SentinelConnectionPool("mymaster", Sentinel([("127.0.0.1", 1)]))
-    with pytest.raises(ImproperlyConfigured, match="Sentinel"):
-        connection_params(pool)

@@ -79,8 +79,8 @@ class AsyncValkeyCache(ValkeyCache):
         Django's ``close_caches`` calls ``close()`` without awaiting it at the end of
         every request: nothing is left un-awaited, and no warning is printed.
         """
-        client = self.client
-        if not client._close_requested():
+        client = self.__dict__.get("client")  # never build a client just to close it
+        if client is None or not client._close_requested():
             return _Closed()
         for channel in client._aio_channels:
             if channel is not None:

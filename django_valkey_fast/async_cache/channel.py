@@ -24,7 +24,9 @@ import ssl as ssl_module
 import threading
 
 from valkey._parsers.base import BaseParser
-from valkey.exceptions import ConnectionError, InvalidResponse, ResponseError, TimeoutError
+from valkey.exceptions import (
+    ConnectionError, InvalidResponse, ReadOnlyError, ResponseError, TimeoutError,
+)
 
 from django_valkey_fast._wire import pack_command, pack_commands
 
@@ -199,19 +201,76 @@ def _ssl_context(params: dict):
 
 
 def connection_params(pool) -> dict:
-    """The connection settings of a valkey-py pool (sync or asyncio), as a plain dict."""
+    """The connection settings of a valkey-py pool (sync or asyncio), as a plain dict.
+
+    For a Sentinel-managed pool the address is not fixed: the dict carries what is
+    needed to ask Sentinel for it (``sentinel``), on every (re)connect.
+    """
     params = dict(pool.connection_kwargs)
     name = pool.connection_class.__name__
-    if "Sentinel" in name:
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured(
-            "Async operations on a Sentinel-managed pool are not supported yet: "
-            "use the sync API with SentinelConnectionFactory for now."
-        )
     params["unix"] = "UnixDomainSocket" in name
     params["ssl"] = "SSL" in name
+    if "Sentinel" in name:
+        manager = pool.sentinel_manager
+        params["sentinel"] = {
+            "service": pool.service_name,
+            "primary": bool(pool.is_master),
+            "sentinels": [dict(sentinel.connection_pool.connection_kwargs, unix=False,
+                               ssl=False) for sentinel in manager.sentinels],
+        }
     return params
+
+
+async def _connect(loop, params: dict, host=None, port=None) -> "RespConnection":
+    """Open a connection to ``params``' server (or to ``host``:``port``) and log in."""
+
+    def factory():
+        return RespConnection(loop, params.get("socket_timeout"))
+
+    if params["unix"]:
+        opening = loop.create_unix_connection(factory, params["path"])
+        where = params["path"]
+    else:
+        host = host or params.get("host", "localhost")
+        port = port or params.get("port", 6379)
+        opening = loop.create_connection(
+            factory, host, port, ssl=_ssl_context(params) if params["ssl"] else None
+        )
+        where = f"{host}:{port}"
+    try:
+        _, connection = await asyncio.wait_for(opening, params.get("socket_connect_timeout"))
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"Timeout connecting to {where}") from None
+    except OSError as error:
+        raise ConnectionError(f"Error connecting to {where}: {error}") from error
+    handshake = []
+    if params.get("password"):
+        if params.get("username"):
+            handshake.append(("AUTH", params["username"], params["password"]))
+        else:
+            handshake.append(("AUTH", params["password"]))
+    if params.get("db"):
+        handshake.append(("SELECT", params["db"]))
+    if params.get("client_name"):
+        handshake.append(("CLIENT", "SETNAME", params["client_name"]))
+    if handshake:
+        replies = await connection.send(pack_commands(handshake), len(handshake), True)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                connection.close()
+                raise reply
+        connection.idle_since_connect = True
+    return connection
+
+
+def _healthy_replicas(reply) -> list:
+    replicas = []
+    for flat in reply:
+        fields = dict(zip(flat[::2], flat[1::2]))
+        flags = fields.get(b"flags", b"").split(b",")
+        if not {b"s_down", b"o_down", b"disconnected"} & set(flags):
+            replicas.append((fields[b"ip"].decode(), int(fields[b"port"])))
+    return replicas
 
 
 class AsyncChannel:
@@ -222,48 +281,42 @@ class AsyncChannel:
         self.params = params
         self._connection: RespConnection | None = None
         self._connecting: asyncio.Future | None = None
+        self._replica_turn = 0
         self.pack_command = pack_command
         self.pack_commands = pack_commands
 
+    async def _sentinel_address(self, sentinel: dict):
+        """Ask the Sentinels where the primary (or a replica) of the service is."""
+        errors = []
+        for sentinel_params in sentinel["sentinels"]:
+            try:
+                connection = await _connect(self._loop, sentinel_params)
+            except (ConnectionError, TimeoutError) as error:
+                errors.append(error)
+                continue
+            try:
+                primary = await connection.send(pack_command(
+                    ("SENTINEL", "get-master-addr-by-name", sentinel["service"])), 1)
+                if sentinel["primary"] or isinstance(primary, Exception) or primary is None:
+                    replicas = []
+                else:
+                    replicas = _healthy_replicas(await connection.send(pack_command(
+                        ("SENTINEL", "replicas", sentinel["service"])), 1))
+            finally:
+                connection.close()
+            if replicas:
+                self._replica_turn += 1
+                return replicas[self._replica_turn % len(replicas)]
+            if primary is not None and not isinstance(primary, Exception):
+                return primary[0].decode(), int(primary[1])
+        raise ConnectionError(f"No Sentinel knows the service {sentinel['service']!r}: {errors}")
+
     async def _open(self) -> RespConnection:
-        params = self.params
-        loop = self._loop
-
-        def factory():
-            return RespConnection(loop, params.get("socket_timeout"))
-
-        if params["unix"]:
-            opening = loop.create_unix_connection(factory, params["path"])
-        else:
-            opening = loop.create_connection(
-                factory, params.get("host", "localhost"), params.get("port", 6379),
-                ssl=_ssl_context(params) if params["ssl"] else None,
-            )
-        try:
-            _, connection = await asyncio.wait_for(opening, params.get("socket_connect_timeout"))
-        except asyncio.TimeoutError:
-            raise TimeoutError("Timeout connecting to the server") from None
-        except OSError as error:
-            where = params.get("path") or f"{params.get('host')}:{params.get('port')}"
-            raise ConnectionError(f"Error connecting to {where}: {error}") from error
-        handshake = []
-        if params.get("password"):
-            if params.get("username"):
-                handshake.append(("AUTH", params["username"], params["password"]))
-            else:
-                handshake.append(("AUTH", params["password"]))
-        if params.get("db"):
-            handshake.append(("SELECT", params["db"]))
-        if params.get("client_name"):
-            handshake.append(("CLIENT", "SETNAME", params["client_name"]))
-        if handshake:
-            replies = await connection.send(self.pack_commands(handshake), len(handshake), True)
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    connection.close()
-                    raise reply
-            connection.idle_since_connect = True
-        return connection
+        sentinel = self.params.get("sentinel")
+        if sentinel is None:
+            return await _connect(self._loop, self.params)
+        host, port = await self._sentinel_address(sentinel)
+        return await _connect(self._loop, self.params, host, port)
 
     async def connection(self) -> RespConnection:
         """The open connection, connecting (once, for all callers) if needed."""
@@ -291,12 +344,20 @@ class AsyncChannel:
             connection = await self.connection()
         fresh = connection.idle_since_connect
         try:
-            return await connection.send(packed, replies, pipeline)
+            reply = await connection.send(packed, replies, pipeline)
         except ConnectionError:
             if fresh:
                 raise
             # The server closed the connection while it sat idle: retry once.
             return await (await self.connection()).send(packed, replies, pipeline)
+        if isinstance(reply, ReadOnlyError) or (
+            pipeline and any(isinstance(r, ReadOnlyError) for r in reply)
+        ):
+            # A write reached a replica: the primary failed over. Reconnect (Sentinel
+            # names the new primary) and retry once.
+            connection.close()
+            return await (await self.connection()).send(packed, replies, pipeline)
+        return reply
 
     async def call(self, args):
         """Run one command; return its reply (an error reply is raised)."""

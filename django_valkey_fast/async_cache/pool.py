@@ -13,9 +13,9 @@ import atexit
 from django.utils.module_loading import import_string
 
 from django_valkey_fast.async_cache.channel import abandon_valkey_pool
-from django_valkey_fast.pool import ConnectionFactory
+from django_valkey_fast.pool import ConnectionFactory, sentinel_pool
 
-__all__ = ["AsyncConnectionFactory"]
+__all__ = ["AsyncConnectionFactory", "AsyncSentinelConnectionFactory"]
 
 
 def drop_closed_loop_pools() -> None:
@@ -63,6 +63,41 @@ class AsyncConnectionFactory(ConnectionFactory):
     async def disconnect(self, connection) -> None:
         """Close every connection of ``connection``'s pool."""
         await connection.connection_pool.disconnect()
+
+
+class AsyncSentinelConnectionFactory(AsyncConnectionFactory):
+    """Async clients whose pool asks Sentinel for the primary (or a replica).
+
+    LOCATION ``valkey://service_name/db``; OPTIONS ``SENTINELS`` (a list of
+    ``(host, port)``) and ``SENTINEL_KWARGS``, as for the sync factory.
+    """
+
+    def __init__(self, options: dict):
+        from django.core.exceptions import ImproperlyConfigured
+
+        options.setdefault("CONNECTION_POOL_CLASS",
+                           "valkey.asyncio.sentinel.SentinelConnectionPool")
+        super().__init__(options)
+        if not options.get("SENTINELS"):
+            raise ImproperlyConfigured("SENTINELS must be provided as a list of (host, port).")
+        self.sentinels = options["SENTINELS"]
+
+    def _pool_key(self, params: dict):
+        # The URL names a service, not the servers: the Sentinels are part of the key.
+        return super()._pool_key(params) + (
+            repr(self.sentinels), repr(self.options.get("SENTINEL_KWARGS")),
+        )
+
+    def get_connection_pool(self, params: dict):
+        """Return a Sentinel-managed asyncio pool for ``params["url"]`` (on this loop)."""
+        from valkey.asyncio.sentinel import Sentinel
+
+        connection_kwargs = dict(params)
+        connection_kwargs.pop("url")
+        connection_kwargs.update(self.pool_cls_kwargs)
+        sentinel = Sentinel(self.sentinels, sentinel_kwargs=self.options.get("SENTINEL_KWARGS"),
+                            **connection_kwargs)
+        return sentinel_pool(super().get_connection_pool, params, sentinel)
 
 
 atexit.register(drop_closed_loop_pools)

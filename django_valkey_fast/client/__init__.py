@@ -1,5 +1,6 @@
 """Clients: which server a command goes to, and how operations run on it."""
 
 from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast.client.sentinel import SentinelClient
 
-__all__ = ["DefaultClient"]
+__all__ = ["DefaultClient", "SentinelClient"]

@@ -1,5 +1,6 @@
 """Async clients (django-valkey's names)."""
 
 from django_valkey_fast.async_cache.client.default import AsyncDefaultClient
+from django_valkey_fast.async_cache.client.sentinel import AsyncSentinelClient
 
-__all__ = ["AsyncDefaultClient"]
+__all__ = ["AsyncDefaultClient", "AsyncSentinelClient"]

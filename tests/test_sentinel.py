@@ -1,0 +1,152 @@
+"""Sentinel: a primary, a replica and a Sentinel started here; reads on the replica,
+writes on the primary, and the same alias (sync and async) survives a failover."""
+
+import asyncio
+import time
+
+import pytest
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from tests.servers import Sentinel, Server
+
+
+def start_topology():
+    primary = Server()
+    replica = Server(replica_of=primary)
+    sentinel = Sentinel(primary)
+    sentinel.wait_for_replicas(1)
+    return primary, replica, sentinel
+
+
+@pytest.fixture(scope="module")
+def topology():
+    """``(primary, replica, sentinel)``, with Sentinel aware of the replica."""
+    processes = start_topology()
+    yield processes
+    for process in reversed(processes):
+        process.stop()
+
+
+@pytest.fixture
+def doomed_topology():
+    """A topology of its own, for a test that kills its primary."""
+    processes = start_topology()
+    yield processes
+    for process in reversed(processes):
+        process.stop()
+
+
+def sentinel_caches(sentinel, **options):
+    common = {"LOCATION": f"valkey://{sentinel.name}/0",
+              "OPTIONS": {"SENTINELS": [("127.0.0.1", sentinel.port)],
+                          "SOCKET_TIMEOUT": 2, "SOCKET_CONNECT_TIMEOUT": 1, **options}}
+    return {
+        "default": {"BACKEND": "django_valkey_fast.cache.ValkeyCache",
+                    **common, "OPTIONS": dict(common["OPTIONS"],
+                                              CLIENT_CLASS="django_valkey_fast.client.SentinelClient")},
+        "async": {"BACKEND": "django_valkey_fast.async_cache.cache.AsyncValkeyCache",
+                  **common, "OPTIONS": dict(
+                      common["OPTIONS"],
+                      CLIENT_CLASS="django_valkey_fast.async_cache.client.AsyncSentinelClient")},
+    }
+
+
+def gets_served(server):
+    info = server.command("INFO commandstats")[0]
+    for line in info.splitlines():
+        if line.startswith("cmdstat_get:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_locations_name_primary_and_replicas(topology):
+    _, _, sentinel = topology
+    with override_settings(CACHES=sentinel_caches(sentinel)):
+        servers = caches["default"].client._server
+    assert servers == ["valkey://mymaster/0?is_master=1", "valkey://mymaster/0?is_master=0"]
+
+
+def test_sync_and_async_reads_on_the_replica_writes_on_the_primary(topology):
+    primary, replica, sentinel = topology
+    with override_settings(CACHES=sentinel_caches(sentinel)):
+        cache = caches["default"]
+        cache.set("k", "v")
+        primary.command("WAIT 1 1000")
+        before = gets_served(replica), gets_served(primary)
+        assert [cache.get("k") for _ in range(3)] == ["v"] * 3
+
+        async def async_side():
+            await cache.aset("a", 1)
+            primary.command("WAIT 1 1000")
+            return [await cache.aget("a") for _ in range(3)]
+
+        assert asyncio.run(async_side()) == [1, 1, 1]
+        assert gets_served(replica) - before[0] == 6
+        assert gets_served(primary) == before[1]
+        assert primary.command("EXISTS :1:a")[0] == ":1"
+
+
+def test_async_sentinel_backend(topology):
+    primary, replica, sentinel = topology
+    with override_settings(CACHES=sentinel_caches(sentinel)):
+        cache = caches["async"]
+
+        async def use():
+            await cache.set("k", {"x": 1})
+            primary.command("WAIT 1 1000")
+            client = await cache.client.get_client(write=True)
+            assert "Sentinel" in type(client.connection_pool).__name__
+            return await cache.get("k")
+
+        assert asyncio.run(use()) == {"x": 1}
+
+
+def test_failover_recovers_without_restart(doomed_topology, capsys):
+    primary, replica, sentinel = doomed_topology
+    with override_settings(CACHES=sentinel_caches(sentinel)):
+        cache = caches["default"]
+        cache.set("before", 1)
+        primary.command("WAIT 1 1000")
+
+        async def warm():
+            return await cache.aget("before")
+
+        assert asyncio.run(warm()) == 1
+        primary.process.kill()
+        primary.process.wait()
+        killed = time.monotonic()
+
+        sync_recovered = None
+        while time.monotonic() - killed < 40:
+            try:
+                cache.set("after", 2)
+                sync_recovered = time.monotonic() - killed
+                break
+            except Exception:  # noqa: BLE001 - down until Sentinel promotes the replica
+                time.sleep(0.2)
+        assert sync_recovered is not None, "the sync side never recovered"
+        assert sentinel.primary_port() == replica.port
+        assert cache.get("after") == 2 and cache.get("before") == 1
+
+        async def async_side():
+            await cache.aset("async-after", 3)  # same alias, new primary, no restart
+            return await cache.aget("async-after"), await cache.aget("before")
+
+        assert asyncio.run(async_side()) == (3, 1)
+    with capsys.disabled():
+        print(f"\n[sentinel failover] writes resumed {sync_recovered:.1f}s after the primary died")
+
+
+def test_configuration_errors(topology):
+    _, _, sentinel = topology
+    settings = sentinel_caches(sentinel)
+    settings["default"]["OPTIONS"].pop("SENTINELS")
+    with override_settings(CACHES=settings):
+        with pytest.raises(ImproperlyConfigured, match="SENTINELS"):
+            caches["default"].get("k")
+    settings = sentinel_caches(sentinel, CONNECTION_FACTORY="django_valkey_fast.pool.ConnectionFactory")
+    with override_settings(CACHES=settings):
+        with pytest.raises(ImproperlyConfigured, match="Sentinel-managed"):
+            caches["default"].get("k")
