@@ -138,6 +138,17 @@ class ValkeyCache(BaseCache):
     def __contains__(self, key):
         return self.has_key(key)
 
+    def get_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+        """Return ``key``'s value, first storing ``default`` (or its result) if missing.
+
+        A client with its own ``get_or_set`` (the herd client: one computation per
+        process) is used; otherwise Django's get / add / get.
+        """
+        single_flight = getattr(self.client, "get_or_set", None)
+        if single_flight is not None:
+            return single_flight(key, default, timeout, version)
+        return super().get_or_set(key, default, timeout=timeout, version=version)
+
     def incr(self, key, delta=1, version=None, client=None, ignore_key_check=False):
         """Add ``delta`` atomically (TTL kept); ValueError if missing unless ``ignore_key_check``."""
         return self.client.incr(key, delta, version, ignore_key_check, client=client)
@@ -235,6 +246,9 @@ class ValkeyCache(BaseCache):
 
     async def aget_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
         """Return the value of ``key``, first storing ``default`` (or its result) if missing."""
+        single_flight = getattr(self.client, "aget_or_set", None)
+        if single_flight is not None:
+            return await single_flight(key, default, timeout, version)
         value = await self.aget(key, self._missing_key, version=version)
         if value is self._missing_key:
             if callable(default):

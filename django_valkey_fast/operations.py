@@ -97,10 +97,15 @@ def _ttl_answer(ttl):
 class Operations:
     """The cache operations, as plans. Mixed into the sync and the async clients.
 
+    ``operations`` names the class whose plans compose (``add`` runs
+    ``operations.set``), so a subclass's override of one plan reaches the others.
+
     The host class provides ``_key`` (key and version -> server key, validated),
     ``make_key``, ``make_pattern``, ``encode``, ``decode``, ``reverse_key``,
     ``version``, ``default_timeout`` and ``_has_compression_enabled``.
     """
+
+    operations = None  # set below to this class; subclasses set their own
 
     def _timeout_ms(self, timeout):
         """Django timeout (seconds, DEFAULT_TIMEOUT, None) -> milliseconds or None."""
@@ -150,7 +155,7 @@ class Operations:
     @operation(write=True, fallback=False)
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         """Store ``value`` only if ``key`` is missing; True if it was stored."""
-        return (yield from Operations.set(self, key, value, timeout, version, nx=True))
+        return (yield from self.operations.set(self, key, value, timeout, version, nx=True))
 
     @operation(write=True, fallback=0)
     def delete(self, key, version=None, prefix=None):
@@ -274,7 +279,7 @@ class Operations:
     @operation(write=True)
     def decr(self, key, delta=1, version=None):
         """Subtract ``delta`` atomically; ValueError if ``key`` is missing."""
-        return (yield from Operations.incr(self, key, -delta, version))
+        return (yield from self.operations.incr(self, key, -delta, version))
 
     @operation(write=True)
     def incr_version(self, key, delta=1, version=None):
@@ -294,7 +299,7 @@ class Operations:
     @operation(write=True)
     def decr_version(self, key, delta=1, version=None):
         """Move ``key`` to version ``version - delta``."""
-        return (yield from Operations.incr_version(self, key, -delta, version))
+        return (yield from self.operations.incr_version(self, key, -delta, version))
 
     # -- expiry -------------------------------------------------------------------
 
@@ -524,3 +529,6 @@ class Operations:
         """Store ``sunion(*keys)`` in ``destination``; return its size."""
         return (yield from self._combine_store("SUNIONSTORE", destination, keys, version,
                                                version))
+
+
+Operations.operations = Operations

@@ -53,6 +53,9 @@ class AsyncValkeyCache(ValkeyCache):
 
     async def get_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
         """Return the value of ``key``, first storing ``default`` if it is missing."""
+        single_flight = getattr(self.client, "get_or_set", None)
+        if single_flight is not None:
+            return await single_flight(key, default, timeout, version)
         return await ValkeyCache.aget_or_set(self, key, default, timeout, version)
 
     aget_or_set = get_or_set

@@ -1,6 +1,7 @@
 """Clients: which server a command goes to, and how operations run on it."""
 
 from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast.client.herd import HerdClient
 from django_valkey_fast.client.sentinel import SentinelClient
 
-__all__ = ["DefaultClient", "SentinelClient"]
+__all__ = ["DefaultClient", "HerdClient", "SentinelClient"]

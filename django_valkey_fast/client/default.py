@@ -106,7 +106,7 @@ def _fallback(plan, client, args, kwargs):
     return fallback
 
 
-def bind_operations(sync_names: bool):
+def bind_operations(sync_names: bool, operations=Operations):
     """Class decorator: give a client a method for every operation it inherits.
 
     Each operation ``name`` gets a coroutine ``a<name>``; with ``sync_names`` the
@@ -115,15 +115,16 @@ def bind_operations(sync_names: bool):
     """
 
     def bind(cls):
-        for name in dir(Operations):
-            plan = getattr(Operations, name)
+        cls.operations = operations
+        for name in dir(operations):
+            plan = getattr(operations, name)
             if not hasattr(plan, "op_write"):
                 continue
             async_name = "_a" + name[1:] if name.startswith("_") else "a" + name
             coroutine = _async_method(async_name, plan)
             if async_name not in cls.__dict__:
                 setattr(cls, async_name, coroutine)
-            if name not in cls.__dict__:
+            if name not in cls.__dict__ and name != "operations":
                 setattr(cls, name, _sync_method(name, plan) if sync_names else coroutine)
         return cls
 

@@ -1,0 +1,61 @@
+"""``HerdClient``: herd-protected values and single-flight ``get_or_set``."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+from django_valkey_fast.client.default import DefaultClient, bind_operations
+from django_valkey_fast.herd import HerdOperations
+
+__all__ = ["HerdClient", "SingleFlight"]
+
+_MISSING = object()
+
+
+class SingleFlight:
+    """Process-wide: one computation per key at a time, the other callers wait for it."""
+
+    _locks: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+    _guard = threading.Lock()
+
+    @classmethod
+    def lock_for(cls, key) -> threading.Lock:
+        with cls._guard:
+            lock = cls._locks.get(key)
+            if lock is None:
+                lock = cls._locks[key] = threading.Lock()
+            return lock
+
+
+@bind_operations(sync_names=True, operations=HerdOperations)
+class HerdClient(HerdOperations, DefaultClient):
+    """DefaultClient with herd packing; ``get_or_set`` recomputes once per process."""
+
+    def get_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+        """Return ``key``'s value; if missing or stale, compute it once for all callers."""
+        value = self.get(key, _MISSING, version)
+        if value is not _MISSING:
+            return value
+        with SingleFlight.lock_for(self._key(key, version)):
+            value = self.get(key, _MISSING, version)  # a caller before us may have refreshed it
+            if value is _MISSING:
+                value = default() if callable(default) else default
+                self.set(key, value, timeout, version)
+        return value
+
+    async def aget_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+        """Async ``get_or_set``: one computation per key and event loop at a time."""
+        from django_valkey_fast.async_cache.singleflight import async_lock_for
+
+        value = await self.aget(key, _MISSING, version)
+        if value is not _MISSING:
+            return value
+        async with async_lock_for(self._key(key, version)):
+            value = await self.aget(key, _MISSING, version)
+            if value is _MISSING:
+                value = default() if callable(default) else default
+                await self.aset(key, value, timeout, version)
+        return value

@@ -1,0 +1,167 @@
+"""Herd protection (django-valkey's ``HerdClient`` format), written once for sync and async.
+
+A value stored with a timeout is kept ``CACHE_HERD_TIMEOUT`` seconds (default 60)
+longer than asked, packed as ``(Marker(), value, refresh_at)``. Once ``refresh_at``
+has passed, readers are told "missing" with a probability that grows until the herd
+timeout is used up, so one of them recomputes while the others keep being served the
+old value, instead of every caller recomputing at the same instant.
+
+The marker pickles as ``django_valkey.base_client.Marker``, the name django-valkey
+writes, so both packages read each other's herd values. When django-valkey is not
+installed, a minimal module of that name holding only the marker class is
+registered so that pickle can resolve it.
+
+Ints and floats are stored raw (not packed): django-valkey's herd client reads them
+back as they are, and ``incr``/``decr`` stay atomic in the server.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import types
+
+from django.conf import settings
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from valkey.exceptions import ResponseError
+
+from django_valkey_fast.operations import Operations, operation
+
+__all__ = ["HerdOperations", "Marker"]
+
+
+def _marker_class():
+    try:
+        from django_valkey.base_client import Marker as PeerMarker  # a mixed fleet
+
+        return PeerMarker
+    except ImportError:
+        pass
+
+    class Marker:
+        """Marks a herd-packed value (pickled as django-valkey's marker)."""
+
+    Marker.__module__ = "django_valkey.base_client"
+    Marker.__qualname__ = "Marker"
+    package = sys.modules.setdefault("django_valkey", types.ModuleType("django_valkey"))
+    package.__path__ = getattr(package, "__path__", [])
+    module = types.ModuleType("django_valkey.base_client",
+                              "Herd marker name registered by django-valkey-fast.")
+    module.Marker = Marker
+    sys.modules.setdefault("django_valkey.base_client", module)
+    package.base_client = sys.modules["django_valkey.base_client"]
+    return sys.modules["django_valkey.base_client"].Marker
+
+
+Marker = _marker_class()
+_MISSING = object()
+
+
+def _stale(seconds_past: float, herd_timeout: int) -> bool:
+    # django-valkey's rule: certain at the end of the herd window, random before.
+    if seconds_past >= herd_timeout:
+        return True
+    return seconds_past + random.randint(1, herd_timeout) >= herd_timeout
+
+
+class HerdOperations(Operations):
+    """The cache operations with herd packing on values that have a timeout."""
+
+    @property
+    def _herd_timeout(self) -> int:
+        return getattr(settings, "CACHE_HERD_TIMEOUT", 60)
+
+    def _pack(self, value, timeout):
+        return (Marker(), value, int(timeout or self.default_timeout) + int(time.time()))
+
+    def _unpack(self, value):
+        """``(value, stale)``: the stored value, and whether this reader should refresh it."""
+        try:
+            marker, unpacked, refresh_at = value
+        except (ValueError, TypeError):
+            return value, False
+        if not isinstance(marker, Marker):
+            return value, False
+        now = time.time()
+        if refresh_at < now:
+            return unpacked, _stale(now - refresh_at, self._herd_timeout)
+        return unpacked, False
+
+    def _seconds(self, timeout):
+        return self.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
+
+    def _herded(self, value, timeout):
+        """``(stored value, stored timeout)`` for a herd write."""
+        seconds = self._seconds(timeout)
+        if seconds is None or seconds <= 0 or type(value) in (int, float):
+            return value, timeout
+        return self._pack(value, seconds), seconds + self._herd_timeout
+
+    @operation(write=False, fallback=lambda bound: bound.get("default"))
+    def get(self, key, default=None, version=None):
+        """The value of ``key``; ``default`` if missing, or stale for this reader."""
+        value = yield from Operations.get(self, key, _MISSING, version)
+        if value is _MISSING:
+            return default
+        value, stale = self._unpack(value)
+        return default if stale else value
+
+    @operation(write=True, fallback=False)
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, nx=False, xx=False):
+        """Store ``value``, herd-packed when it has a timeout."""
+        value, timeout = self._herded(value, timeout)
+        return (yield from Operations.set(self, key, value, timeout, version, nx, xx))
+
+    @operation(write=False, fallback=lambda _: {})
+    def get_many(self, keys, version=None):
+        """The values of ``keys`` that exist and are not stale for this reader."""
+        found = yield from Operations.get_many(self, keys, version)
+        fresh = {}
+        for key, value in found.items():
+            value, stale = self._unpack(value)
+            if not stale:
+                fresh[key] = value
+        return fresh
+
+    mget = get_many
+
+    @operation(write=True, fallback=lambda bound: list(bound["data"]))
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        """Store every item of ``data``, herd-packed, in one round trip."""
+        stored_timeout = timeout
+        packed = {}
+        for key, value in data.items():
+            packed[key], stored_timeout = self._herded(value, timeout)
+        return (yield from Operations.set_many(self, packed, stored_timeout, version))
+
+    @operation(write=True, fallback=False)
+    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+        """Give ``key`` a new timeout (re-packing a herd value); True if it exists."""
+        nkey = self._key(key, version)
+        reply = yield ("GET", nkey)
+        if reply is None:
+            return False
+        value, _ = self._unpack(self.decode(reply, nkey))
+        if type(value) in (int, float):
+            return (yield from Operations.touch(self, key, timeout, version))
+        return (yield from self.operations.set(self, key, value, timeout, version))
+
+    def _incr_slow(self, key, nkey, delta):
+        # A django-valkey herd client packs numbers too: add inside the pack.
+        reply, pttl = yield [("GET", nkey), ("PTTL", nkey)]
+        if reply is None or isinstance(reply, ResponseError):
+            raise ValueError(f"Key '{key}' not found")
+        stored = self.decode(reply, nkey)
+        value, _ = self._unpack(stored)
+        value = value + delta
+        if stored is not value and isinstance(stored, tuple) and len(stored) == 3:
+            stored = (stored[0], value, stored[2])
+        else:
+            stored = value
+        nvalue = self._encode_for(nkey, stored)
+        yield ("SET", nkey, nvalue, "PX", pttl) if pttl > 0 else ("SET", nkey, nvalue)
+        return value
+
+
+HerdOperations.operations = HerdOperations

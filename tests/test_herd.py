@@ -1,0 +1,160 @@
+"""Herd clients: django-valkey's format both ways, incr/decr, and single-flight stampedes."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+from django.test import override_settings
+
+from django_valkey_fast.async_cache.cache import AsyncValkeyCache
+from django_valkey_fast.cache import ValkeyCache
+
+HERD = {"CLIENT_CLASS": "django_valkey_fast.client.HerdClient"}
+ASYNC_HERD = {"CLIENT_CLASS": "django_valkey_fast.async_cache.client.AsyncHerdClient"}
+
+
+@pytest.fixture
+def herd(server):
+    with override_settings(CACHE_HERD_TIMEOUT=1):
+        yield ValkeyCache(server.url, {"OPTIONS": dict(HERD)})
+
+
+def test_reads_and_writes_django_valkeys_herd_values(server):
+    from django_valkey.cache import ValkeyCache as PeerCache
+
+    peer = PeerCache(server.url, {"OPTIONS": {"CLIENT_CLASS": "django_valkey.client.HerdClient"}})
+    ours = ValkeyCache(server.url, {"OPTIONS": dict(HERD)})
+    for value in ({"a": [1, 2]}, "text", 42, 1.5):
+        peer.set("from-peer", value, 100)
+        assert ours.get("from-peer") == value
+        ours.set("from-us", value, 100)
+        assert peer.get("from-us") == value
+    raw = ours.client.get_client()
+    assert raw.get(":1:from-us") == b"1.5" and raw.ttl(":1:from-us") <= 100  # numbers raw
+    ours.set("packed-by-us", {"x": 1}, 100)
+    assert 100 + 60 - 2 <= raw.ttl(":1:packed-by-us") <= 160  # CACHE_HERD_TIMEOUT added
+    peer.set("packed", {"x": 1}, 100)
+    assert b"django_valkey.base_client" in raw.get(":1:packed")
+
+
+def test_stale_values_read_as_missing_but_stay_stored(herd):
+    herd.set("k", "old", 1)
+    assert herd.get("k") == "old"
+    time.sleep(1.2)  # past the timeout, inside the herd window
+    assert herd.get("k", "recompute") == "recompute"
+    assert herd.get_many(["k"]) == {}
+    assert herd.client.get_client().exists(":1:k") == 1  # others may still be served it
+
+
+def test_no_timeout_and_many(herd):
+    herd.set("forever", "v", None)
+    assert herd.ttl("forever") is None and herd.get("forever") == "v"
+    assert herd.set_many({"a": 1, "b": "two"}, 30) == []
+    assert herd.get_many(["a", "b", "c"]) == {"a": 1, "b": "two"}
+    assert herd.touch("b", 100) is True and herd.ttl("b") > 90
+    assert herd.touch("missing") is False
+
+
+def test_incr_and_decr_work(server, herd):
+    herd.set("n", 10, 100)
+    assert herd.incr("n", 5) == 15 and herd.decr("n") == 14
+    assert herd.ttl("n") > 90
+    from django_valkey.cache import ValkeyCache as PeerCache
+
+    peer = PeerCache(server.url, {"OPTIONS": {"CLIENT_CLASS": "django_valkey.client.HerdClient"}})
+    peer.set("packed-n", 7, 100)  # django-valkey packs numbers too
+    assert herd.incr("packed-n", 3) == 10
+    assert peer.get("packed-n") == 10 and herd.ttl("packed-n") > 90
+
+
+def test_stampede_recomputes_once_across_threads(herd):
+    herd.set("report", "old", 1)
+    time.sleep(1.2)
+    computations = []
+    start = threading.Barrier(16)
+    results = []
+
+    def compute():
+        computations.append(1)
+        time.sleep(0.2)  # slow enough for every caller to pile up
+        return "fresh"
+
+    def caller():
+        start.wait()
+        results.append(herd.get_or_set("report", compute, 30))
+
+    threads = [threading.Thread(target=caller) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(computations) == 1
+    assert results == ["fresh"] * 16
+    assert herd.get("report") == "fresh"
+
+
+@pytest.mark.parametrize("backend, options", [(ValkeyCache, HERD), (AsyncValkeyCache, ASYNC_HERD)])
+def test_stampede_recomputes_once_across_tasks(server, backend, options):
+    with override_settings(CACHE_HERD_TIMEOUT=1):
+        cache = backend(server.url, {"OPTIONS": dict(options)})
+        get_or_set = cache.aget_or_set
+        computations = []
+
+        def compute():
+            computations.append(1)
+            return "fresh"
+
+        async def scenario():
+            await cache.aset("report", "old", 1)
+            await asyncio.sleep(1.2)
+
+            async def caller():
+                return await get_or_set("report", compute, 30)
+
+            return await asyncio.gather(*[caller() for _ in range(50)])
+
+        assert asyncio.run(scenario()) == ["fresh"] * 50
+        assert len(computations) == 1
+
+
+def test_missing_key_is_computed_once(herd):
+    calls = []
+    assert herd.get_or_set("new", lambda: calls.append(1) or "v", 30) == "v"
+    assert herd.get_or_set("new", lambda: calls.append(1) or "w", 30) == "v"
+    assert calls == [1]
+
+
+def test_marker_without_django_valkey_installed(server):
+    """Without django-valkey, herd values still pickle under its marker name and read back
+    here, and a django-valkey process reads them too."""
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import importlib.abc, sys
+
+class NoDjangoValkey(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "django_valkey" or name.startswith("django_valkey."):
+            raise ModuleNotFoundError(name)
+
+sys.meta_path.insert(0, NoDjangoValkey())
+import django
+from django.conf import settings
+settings.configure(CACHES={{}})
+django.setup()
+from django_valkey_fast.cache import ValkeyCache
+cache = ValkeyCache("{server.url}", {{"OPTIONS": {{"CLIENT_CLASS": "django_valkey_fast.client.HerdClient"}}}})
+cache.set("shim", {{"made": "without django-valkey"}}, 100)
+assert cache.get("shim") == {{"made": "without django-valkey"}}
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.stdout.strip() == "ok", result.stderr
+    from django_valkey.cache import ValkeyCache as PeerCache
+
+    peer = PeerCache(server.url, {"OPTIONS": {"CLIENT_CLASS": "django_valkey.client.HerdClient"}})
+    assert peer.get("shim") == {"made": "without django-valkey"}
