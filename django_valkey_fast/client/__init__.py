@@ -3,5 +3,6 @@
 from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.client.herd import HerdClient
 from django_valkey_fast.client.sentinel import SentinelClient
+from django_valkey_fast.client.sharded import ShardClient
 
-__all__ = ["DefaultClient", "HerdClient", "SentinelClient"]
+__all__ = ["DefaultClient", "HerdClient", "SentinelClient", "ShardClient"]

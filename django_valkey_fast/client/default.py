@@ -311,9 +311,13 @@ class DefaultClient(Operations):
 
     def _async_client(self, write=True):
         """A valkey-py asyncio client for the running loop, on the same server."""
+        return self._async_client_of(self._achannel(write))
+
+    @staticmethod
+    def _async_client_of(channel):
+        """A valkey-py asyncio client on ``channel``'s server and loop (made once)."""
         import valkey.asyncio
 
-        channel = self._achannel(write)
         client = getattr(channel, "valkey_client", None)
         if client is None:
             params = {k: v for k, v in channel.params.items() if k not in ("unix", "ssl")}

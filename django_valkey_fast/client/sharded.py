@@ -1,0 +1,142 @@
+"""``ShardClient``: keys spread over several servers by django-valkey's hash ring.
+
+LOCATION is the list of servers. Every key lives on one of them (a ``{hash tag}``
+chooses which); multi-key operations are split per server (one round trip to each)
+and merged; ``keys``, ``iter_keys``, ``delete_pattern`` and ``clear`` visit every
+server. Operations whose keys must share a server (``incr_version`` across shards
+excepted, which moves the value) raise ``CrossShardError`` otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from django_valkey_fast.async_cache import channel as aio
+from django_valkey_fast.channel import channel_for
+from django_valkey_fast.client.default import DefaultClient, bind_operations
+from django_valkey_fast.operations import Operations, operation
+from django_valkey_fast.sharding import ShardRouter
+
+__all__ = ["ShardClient", "ShardOperations"]
+
+
+class ShardOperations(Operations):
+    """The operations, with ``incr_version`` moving a value between shards when needed."""
+
+    @operation(write=True)
+    def incr_version(self, key, delta=1, version=None):
+        """Move ``key`` to version ``version + delta`` (value and TTL kept)."""
+        if version is None:
+            version = self.version
+        old, new = self._key(key, version), self._key(key, version + delta)
+        if self._router.shard_for(old) == self._router.shard_for(new):
+            return (yield from Operations.incr_version(self, key, delta, version))
+        value, pttl = yield [("GET", old), ("PTTL", old)]
+        if value is None:
+            raise ValueError(f"Key '{key}' not found")
+        yield ("SET", new, value, "PX", pttl) if pttl > 0 else ("SET", new, value)
+        yield ("DEL", old)
+        return version + delta
+
+
+ShardOperations.operations = ShardOperations
+
+
+class ShardChannel:
+    """Runs each command on the shard its keys live on (sync)."""
+
+    def __init__(self, router: ShardRouter, channel_at):
+        self.router = router
+        self._channel_at = channel_at
+
+    def call(self, command):
+        parts, merge = self.router.split(command)
+        return merge([self._channel_at(shard).call(part) for shard, part in parts])
+
+    def pipeline(self, commands):
+        per_shard, assemble = self.router.plan_pipeline(commands)
+        return assemble({shard: self._channel_at(shard).pipeline(shard_commands)
+                         for shard, shard_commands in per_shard.items()})
+
+
+class AsyncShardChannel:
+    """Runs each command on the shard its keys live on (asyncio; shards in parallel)."""
+
+    def __init__(self, router: ShardRouter, channel_at):
+        self.router = router
+        self._channel_at = channel_at
+
+    async def call(self, command):
+        parts, merge = self.router.split(command)
+        if len(parts) == 1:
+            shard, part = parts[0]
+            return merge([await self._channel_at(shard).call(part)])
+        return merge(await asyncio.gather(
+            *[self._channel_at(shard).call(part) for shard, part in parts]))
+
+    async def pipeline(self, commands):
+        per_shard, assemble = self.router.plan_pipeline(commands)
+        shards = list(per_shard)
+        replies = await asyncio.gather(
+            *[self._channel_at(shard).pipeline(per_shard[shard]) for shard in shards])
+        return assemble(dict(zip(shards, replies)))
+
+
+@bind_operations(sync_names=True, operations=ShardOperations)
+class ShardClient(ShardOperations, DefaultClient):
+    """Spreads keys over the LOCATION servers (client-side sharding)."""
+
+    def __init__(self, server, params, backend):
+        super().__init__(server, params, backend)
+        self._router = ShardRouter(self._server)
+        self._shard_channel = ShardChannel(self._router, self._node_channel)
+
+    def get_server_name(self, key) -> str:
+        """The LOCATION entry of the server holding ``key`` (a made key)."""
+        return self._router.node_for(key)
+
+    def get_client(self, write=True, tried=None, key=None, **kwargs):
+        """The valkey-py client of the server holding ``key`` (the first without one)."""
+        return self._client_at(0 if key is None else self._router.shard_for(key))
+
+    def get_lock(self, key, version=None, *args, client=None, **kwargs):
+        """A valkey-py ``Lock`` on the server holding ``key``."""
+        client = client or self.get_client(key=self._key(key, version))
+        return DefaultClient.get_lock(self, key, version, *args, client=client, **kwargs)
+
+    lock = get_lock
+
+    async def aget_lock(self, key, version=None, *args, client=None, **kwargs):
+        """A valkey-py asyncio ``Lock`` on the server holding ``key``."""
+        if client is None:
+            self._achannel(True)
+            shard = self._router.shard_for(self._key(key, version))
+            client = self._async_client_of(self._aio_node(shard))
+        return DefaultClient.get_lock(self, key, version, *args, client=client, **kwargs)
+
+    alock = aget_lock
+
+    def _node_channel(self, index):
+        channel = self._channels[index]
+        if channel is None:
+            channel = self._channels[index] = channel_for(self._client_at(index))
+        return channel
+
+    def _channel(self, write):
+        return self._shard_channel
+
+    def _achannel(self, write):
+        loop = asyncio.get_running_loop()
+        if loop is not self._aio_loop:
+            self._aio_loop = loop
+            self._aio_channels = [None] * len(self._server)
+
+            self._aio_shard_channel = AsyncShardChannel(self._router, self._aio_node)
+        return self._aio_shard_channel
+
+    def _aio_node(self, index):
+        channel = self._aio_channels[index]
+        if channel is None:
+            channel = self._aio_channels[index] = aio.channel_for(
+                self._connection_params(index), self._aio_loop)
+        return channel
