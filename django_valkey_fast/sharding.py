@@ -90,7 +90,7 @@ class ShardRouter:
         combine their replies (in that order) into the reply of ``command``."""
         name = command[0].upper() if isinstance(command[0], str) else command[0]
         if name in _EVERY_SHARD:
-            return [(shard, command) for shard in range(len(self.nodes))], _EVERY_SHARD[name]
+            return [(place, command) for place in self.every_place()], _EVERY_SHARD[name]
         if name == "SCAN":
             return self._split_scan(command)
         if name in _MANY_KEYS and len(command) > 2:
@@ -105,28 +105,37 @@ class ShardRouter:
             return [(shards.pop(), command)], _only
         return [(self.shard_for(command[_KEY_AT.get(name, 1)]), command)], _only
 
+    def every_place(self) -> list:
+        """One place per server, for commands that run everywhere (KEYS, SCAN, FLUSHDB)."""
+        return list(range(len(self.nodes)))
+
     def _split_scan(self, command):
-        # One cursor over every shard in turn: cursor = shard cursor * shards + shard.
-        shards = len(self.nodes)
-        shard, cursor = int(command[1]) % shards, int(command[1]) // shards
+        # One cursor over every server in turn: cursor = server cursor * servers + server.
+        places = self.every_place()
+        count = len(places)
+        turn, cursor = int(command[1]) % count, int(command[1]) // count
 
         def merge(replies):
             next_cursor, keys = replies[0]
             next_cursor = int(next_cursor)
             if next_cursor:
-                return next_cursor * shards + shard, keys
-            return (shard + 1 if shard + 1 < shards else 0), keys
+                return next_cursor * count + turn, keys
+            return (turn + 1 if turn + 1 < count else 0), keys
 
-        return [(shard, (command[0], cursor, *command[2:]))], merge
+        return [(places[turn], (command[0], cursor, *command[2:]))], merge
 
-    def plan_pipeline(self, commands):
-        """``(per_shard, assemble)``: each shard's share of a pipeline, and how to turn
-        the shards' replies (``{shard: [replies]}``) back into the pipeline's replies."""
+    def plan_pipeline(self, commands, group=None):
+        """``(per_group, assemble)``: each server's share of a pipeline, and how to turn
+        their replies (``{group: [replies]}``) back into the pipeline's replies.
+
+        Parts go to the place ``split`` gave them; ``group`` maps a place to the
+        connection that serves it (a cluster node serves many slots)."""
         splits = [self.split(command) for command in commands]
         per_shard: dict = {}
         slots: dict = {}
         for index, (parts, _) in enumerate(splits):
-            for part, (shard, command) in enumerate(parts):
+            for part, (place, command) in enumerate(parts):
+                shard = place if group is None else group(place)
                 per_shard.setdefault(shard, []).append(command)
                 slots.setdefault(shard, []).append((index, part))
 

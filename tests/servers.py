@@ -190,3 +190,80 @@ class Sentinel(Server):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"Sentinel did not see {count} replicas: {reply!r}")
+
+
+class Cluster:
+    """A Valkey/Redis Cluster of 3 primaries and 3 replicas on loopback."""
+
+    RANGES = ((0, 5460), (5461, 10922), (10923, 16383))
+
+    def __init__(self, node_timeout_ms: int = 2000):
+        args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(node_timeout_ms))
+        # The bus port defaults to port + 10000: name a free one instead.
+        self.bus_ports = [free_port() for _ in range(6)]
+        self.nodes = [Server(*args, "--cluster-port", str(bus)) for bus in self.bus_ports]
+        try:
+            self._form()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def primaries(self):
+        return self.nodes[:3]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def node_id(self, server: Server) -> str:
+        return server.command("CLUSTER MYID")[0]
+
+    def _form(self):
+        first = self.nodes[0]
+        for node, bus in zip(self.nodes[1:], self.bus_ports[1:]):
+            first.command(f"CLUSTER MEET 127.0.0.1 {node.port} {bus}")
+        self._wait(lambda: all(len(n.command("CLUSTER NODES")[0].strip().splitlines()) == 6
+                               for n in self.nodes), "nodes to meet")
+        for primary, (start, end) in zip(self.primaries, self.RANGES):
+            primary.command(f"CLUSTER ADDSLOTSRANGE {start} {end}")
+        ids = [self.node_id(primary) for primary in self.primaries]
+        self._wait(lambda: all(i in self.nodes[3].command("CLUSTER NODES")[0] for i in ids),
+                   "primaries to be known")
+        for replica, primary_id in zip(self.nodes[3:], ids):
+            replica.command(f"CLUSTER REPLICATE {primary_id}")
+        self._wait(self._healthy, "the cluster to be ok")
+
+    def _healthy(self) -> bool:
+        for node in self.nodes:
+            if node.process.poll() is not None:
+                continue
+            if "cluster_state:ok" not in node.command("CLUSTER INFO")[0]:
+                return False
+        for replica in self.nodes[3:]:
+            if "master_link_status:up" not in replica.command("INFO replication")[0]:
+                return False
+        return True
+
+    @staticmethod
+    def _wait(condition, what, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"timed out waiting for {what}")
+
+    def primary_for_slot(self, slot: int) -> Server:
+        for primary, (start, end) in zip(self.primaries, self.RANGES):
+            if start <= slot <= end:
+                return primary
+        raise ValueError(slot)
+
+    def stop(self):
+        for node in self.nodes:
+            node.stop()

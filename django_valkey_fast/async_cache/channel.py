@@ -43,9 +43,9 @@ _CLOSED = "Connection closed by server."
 class RespConnection(asyncio.Protocol):
     """One socket to the server; replies are handed to waiting futures in order."""
 
-    def __init__(self, loop, timeout=None):
+    def __init__(self, loop, timeout=None, parse_error=BaseParser.parse_error):
         self._loop = loop
-        self._reader = Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+        self._reader = Reader(protocolError=InvalidResponse, replyError=parse_error)
         # Each waiter: [future, replies expected, replies so far (list) or None]
         self._waiters: collections.deque = collections.deque()
         self._transport = None
@@ -224,8 +224,15 @@ def connection_params(pool) -> dict:
 async def _connect(loop, params: dict, host=None, port=None) -> "RespConnection":
     """Open a connection to ``params``' server (or to ``host``:``port``) and log in."""
 
+    if params.get("cluster"):
+        from valkey.cluster import ClusterParser  # MOVED, ASK, TRYAGAIN, CLUSTERDOWN
+
+        parse_error = ClusterParser.parse_error
+    else:
+        parse_error = BaseParser.parse_error
+
     def factory():
-        return RespConnection(loop, params.get("socket_timeout"))
+        return RespConnection(loop, params.get("socket_timeout"), parse_error)
 
     if params["unix"]:
         opening = loop.create_unix_connection(factory, params["path"])

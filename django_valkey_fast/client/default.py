@@ -320,7 +320,8 @@ class DefaultClient(Operations):
 
         client = getattr(channel, "valkey_client", None)
         if client is None:
-            params = {k: v for k, v in channel.params.items() if k not in ("unix", "ssl")}
+            params = {k: v for k, v in channel.params.items()
+                      if k not in ("unix", "ssl", "cluster", "sentinel")}
             if channel.params["unix"]:
                 params["connection_class"] = valkey.asyncio.UnixDomainSocketConnection
             elif channel.params["ssl"]:

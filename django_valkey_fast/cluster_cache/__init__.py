@@ -1,0 +1,1 @@
+"""Valkey Cluster: ``ClusterValkeyCache`` (sync and async on one alias)."""

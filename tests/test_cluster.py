@@ -1,0 +1,141 @@
+"""Valkey Cluster: a real 6-node cluster (3 primaries, 3 replicas) started here."""
+
+import asyncio
+import time
+
+import pytest
+from django_valkey.cluster_cache.cache import ClusterValkeyCache as PeerClusterCache
+
+from django_valkey_fast._slots import key_slot
+from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
+from tests.servers import Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    nodes = Cluster()
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture
+def cache(cluster):
+    cache = ClusterValkeyCache(cluster.url, {})
+    yield cache
+    cache.clear()
+
+
+def holders(cluster, made_key):
+    return [n for n in cluster.primaries if n.command(f"EXISTS {made_key}")[0] == ":1"]
+
+
+def test_keys_spread_over_the_primaries_and_multi_key_operations(cluster, cache):
+    data = {f"k{i}": {"i": i} for i in range(60)}
+    assert cache.set_many(data, 100) == []
+    assert cache.get_many(list(data) + ["missing"]) == data
+    assert {holders(cluster, f":1:k{i}")[0].port for i in range(60)} == {
+        p.port for p in cluster.primaries}
+    assert all(90 < cache.ttl(key) <= 100 for key in ("k1", "k30", "k59"))  # timeout honoured
+    assert cache.delete_many([f"k{i}" for i in range(20)]) == 20
+    assert sorted(cache.keys("k*")) == sorted(f"k{i}" for i in range(20, 60))
+    assert sorted(cache.iter_keys("k*", itersize=5)) == sorted(f"k{i}" for i in range(20, 60))
+    assert cache.delete_pattern("k2*") == 10  # no CROSSSLOT: deleted per slot
+    assert cache.clear() is True and cache.keys("*") == []
+
+
+def test_single_key_operations(cache):
+    cache.set("n", 1, 100)
+    assert cache.incr("n", 4) == 5 and cache.decr("n") == 4
+    assert 98 <= cache.ttl("n") <= 100
+    assert cache.add("n", 9) is False and cache.touch("n", None) is True
+    assert cache.ttl("n") is None
+    assert cache.keyslot("n") == key_slot(":1:n")
+    cache.sadd("{team}:a", 1, 2)
+    cache.sadd("{team}:b", 2, 3)
+    assert cache.sinter("{team}:a", "{team}:b") == {2}  # hash tags share a slot
+    with cache.lock("lock", timeout=5):
+        assert cache.get_lock("lock", blocking=False).acquire() is False
+
+
+def test_incr_version_across_slots(cache):
+    assert key_slot(":1:moving") != key_slot(":2:moving")
+    cache.set("moving", [1, 2], 100)
+    assert cache.incr_version("moving") == 2
+    assert cache.get("moving") is None and cache.get("moving", version=2) == [1, 2]
+    assert 98 <= cache.ttl("moving", version=2) <= 100
+
+
+def test_compatible_with_django_valkeys_cluster_backend(cluster, cache):
+    peer = PeerClusterCache(cluster.url, {})
+    for i in range(10):
+        peer.set(f"peer{i}", {"p": i})
+        cache.set(f"ours{i}", {"o": i})
+        assert cache.get(f"peer{i}") == {"p": i}
+        assert peer.get(f"ours{i}") == {"o": i}
+
+
+def test_async_on_the_same_alias(cache):
+    async def scenario():
+        data = {f"a{i}": i for i in range(30)}
+        await cache.aset_many(data, 100)
+        assert await cache.aget_many(list(data)) == data
+        assert await asyncio.gather(*[cache.aincr("a1") for _ in range(20)]) == list(
+            range(2, 22))
+        assert sorted([key async for key in cache.aiter_keys("a*")]) == sorted(data)
+        lock = await cache.alock("async-lock", timeout=5)
+        async with lock:
+            pass
+        assert await cache.adelete_pattern("a*") == 30
+
+    asyncio.run(scenario())
+
+
+def test_moved_redirection_is_followed(cluster, cache):
+    cache.set("redirected", "v")
+    router = cache.client._router
+    slot = key_slot(":1:redirected")
+    right = router.node_of(slot)
+    wrong = next(node for node in router.primaries if node != right)
+    router.slots[slot] = wrong  # a stale map: the server answers MOVED
+    assert cache.get("redirected") == "v"
+    assert router.node_of(slot) == right
+
+    async def again():
+        router.slots[slot] = wrong
+        return await cache.aget("redirected")
+
+    assert asyncio.run(again()) == "v"
+
+
+def test_primary_failure_is_survived(capsys):
+    cluster = Cluster()
+    try:
+        cache = ClusterValkeyCache(cluster.url, {"OPTIONS": {"SOCKET_TIMEOUT": 1}})
+        victim = cluster.primaries[1]
+        key = next(f"f{i}" for i in range(1000)
+                   if cluster.primary_for_slot(key_slot(f":1:f{i}")) is victim)
+        cache.set(key, "before")
+        victim.command("WAIT 1 1000")
+        victim.process.kill()
+        victim.process.wait()
+        killed = time.monotonic()
+        recovered = None
+        while time.monotonic() - killed < 60:
+            try:
+                cache.set(key, "after")
+                recovered = time.monotonic() - killed
+                break
+            except Exception:  # noqa: BLE001 - until a replica is promoted
+                time.sleep(0.2)
+        assert recovered is not None, "writes never resumed"
+        assert cache.get(key) == "after"
+
+        async def async_side():
+            await cache.aset(key, "async after")
+            return await cache.aget(key)
+
+        assert asyncio.run(async_side()) == "async after"
+        with capsys.disabled():
+            print(f"\n[cluster failover] writes resumed {recovered:.1f}s after a primary died")
+    finally:
+        cluster.stop()
