@@ -127,6 +127,24 @@ class RawValkey:
         pipeline.execute()
 
 
+def cluster_contenders(location: str):
+    """This package's and django-valkey's cluster backends on one cluster."""
+    from django_valkey.cluster_cache.cache import ClusterValkeyCache as PeerCluster
+
+    from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
+
+    return {
+        "django-valkey-fast ClusterValkeyCache": ClusterValkeyCache(location, {}),
+        "django-valkey 0.4 ClusterValkeyCache": PeerCluster(location, {}),
+    }
+
+
+def cluster_workloads():
+    """get/set of a 100-byte value and get_many of 100 keys spread over the slots."""
+    chosen = workloads()
+    return {name: chosen[name] for name in ("get 100B", "set 100B", f"get_many {MANY}")}
+
+
 def workloads():
     """Name -> (setup(cache), operation(cache), operations per call)."""
     many_keys = [f"many-{i}" for i in range(MANY)]
@@ -150,9 +168,9 @@ def measure(cache, operation, calls):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run(location, rounds, seconds):
-    caches = contenders(location)
-    loads = workloads()
+def run(location, rounds, seconds, caches=None, loads=None):
+    caches = caches or contenders(location)
+    loads = loads or workloads()
     results = {(w, c): [] for w in loads for c in caches}
     calls = {}
     for workload, (setup, operation, _) in loads.items():
@@ -200,11 +218,25 @@ def main():
     parser.add_argument("--seconds", type=float, default=0.15,
                         help="target duration of one batch")
     parser.add_argument("--json", help="also write the medians to this file")
+    parser.add_argument("--cluster", action="store_true",
+                        help="compare the cluster backends on a 6-node cluster started here")
     args = parser.parse_args()
     configure()
-    with server_location(args.location) as location:
-        caches, loads, results = run(location, args.rounds, args.seconds)
-    table, summary = report(caches, loads, results)
+    if args.cluster:
+        from tests.servers import Cluster
+
+        cluster = Cluster()
+        try:
+            caches, loads, results = run(cluster.url, args.rounds, args.seconds,
+                                         cluster_contenders(cluster.url), cluster_workloads())
+        finally:
+            cluster.stop()
+        table, summary = report(caches, loads, results,
+                                baseline="django-valkey 0.4 ClusterValkeyCache")
+    else:
+        with server_location(args.location) as location:
+            caches, loads, results = run(location, args.rounds, args.seconds)
+        table, summary = report(caches, loads, results)
     print(table)
     if args.json:
         with open(args.json, "w") as handle:

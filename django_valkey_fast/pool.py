@@ -34,6 +34,9 @@ class ConnectionFactory:
 
     path_pool_cls = "valkey.connection.ConnectionPool"
     path_base_cls = "valkey.client.Valkey"
+    # OPTIONS naming the reply parser, in order of precedence, and the default.
+    parser_options = ("PARSER_CLASS",)
+    default_parser = "valkey.connection.DefaultParser"
 
     # Process-wide, keyed by URL and connection parameters: the pool outlives the
     # per-thread backend and client objects Django creates.
@@ -64,13 +67,11 @@ class ConnectionFactory:
         return kwargs
 
     def get_parser_cls(self):
-        """The reply parser: ``PARSER_CLASS``, or valkey-py's default (libvalkey if installed)."""
-        path = self.options.get("PARSER_CLASS")
-        if path is None:
-            from valkey.connection import DefaultParser
-
-            return DefaultParser
-        return import_string(path)
+        """The reply parser named in OPTIONS, or valkey-py's default (libvalkey if installed)."""
+        for option in self.parser_options:
+            if self.options.get(option):
+                return import_string(self.options[option])
+        return import_string(self.default_parser)
 
     def get_connection_pool(self, params: dict):
         """Return a new pool for ``params`` (override for custom pool creation)."""

@@ -2,6 +2,7 @@
 # The side-by-side benchmarks on a fresh machine (each starts its own valkey-server).
 #   bash scripts/bench.sh            sync workloads
 #   bash scripts/bench.sh --async    async workloads at 1 and 50 in flight
+#   bash scripts/bench.sh --cluster  cluster backends on a 6-node cluster
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh

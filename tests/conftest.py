@@ -162,7 +162,7 @@ def make_cache(server):
 # -- implementations of the twin modules ------------------------------------------
 
 
-TWINS = ("_codec", "_wire")
+TWINS = ("_codec", "_wire", "_slots")
 
 
 def pytest_generate_tests(metafunc):
@@ -173,7 +173,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def impl(request):
-    """The twin modules of one implementation: ``impl.codec``, ``impl.wire``.
+    """The twin modules of one implementation: ``impl.codec``, ``impl.wire``, ``impl.slots``.
 
     The compiled entry fails (never skips) when the extension is missing; it is
     left out only when the run says ``--no-c-extensions`` or
@@ -189,5 +189,6 @@ def impl(request):
         name = request.param
         codec = modules["codec"]
         wire = modules["wire"]
+        slots = modules["slots"]
 
     return Implementation

@@ -26,6 +26,9 @@ def test_compiled_implementation_is_loaded_when_expected(request):
     assert _codec.Codec.__module__ == "django_valkey_fast._codec_c"
     assert _codec.KeyMaker.__module__ == "django_valkey_fast._codec_c"
     assert _wire.pack_command.__module__ == "django_valkey_fast._wire_c"
+    from django_valkey_fast import _slots
+
+    assert _slots.key_slot.__module__ == "django_valkey_fast._slots_c"
     assert django_valkey_fast.COMPILED is True
 
 
@@ -158,3 +161,15 @@ def test_pack_command_rejects_what_valkey_py_rejects(impl, bad):
         impl.wire.pack_command(("SET", "k", bad))
 
 
+
+
+# -- cluster slots --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [b"foo", b"{user1000}.following", b"foo{}{bar}", b"foo{{bar}}zap",
+                                 b"foo{bar}{zap}", "clé", b"", b":1:" + b"x" * 500])
+def test_key_slot_matches_valkey_py(impl, key):
+    from valkey.crc import key_slot as reference
+
+    data = key.encode() if isinstance(key, str) else key
+    assert impl.slots.key_slot(key) == reference(data)

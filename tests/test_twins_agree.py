@@ -8,7 +8,7 @@ import warnings
 from django.core.cache.backends.base import default_key_func
 from hypothesis import given, settings, strategies as st
 
-from django_valkey_fast import _codec_c, _codec_py, _wire_c, _wire_py
+from django_valkey_fast import _codec_c, _codec_py, _slots_c, _slots_py, _wire_c, _wire_py
 from tests.test_twins import make_codec
 
 
@@ -61,3 +61,9 @@ def test_key_twins_agree(key, version):
                           st.floats(allow_nan=False), st.booleans()), min_size=1, max_size=6))
 def test_pack_twins_agree(args):
     assert _outcome(_wire_py.pack_command, args) == _outcome(_wire_c.pack_command, args)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=40) | st.text(max_size=20).map(lambda t: "{" + t + "}x"))
+def test_slot_twins_agree(key):
+    assert _slots_py.key_slot(key) == _slots_c.key_slot(key)

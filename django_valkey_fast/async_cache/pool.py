@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 
-from django.utils.module_loading import import_string
 
 from django_valkey_fast.async_cache.channel import abandon_valkey_pool
 from django_valkey_fast.pool import ConnectionFactory, sentinel_pool
@@ -33,14 +32,9 @@ class AsyncConnectionFactory(ConnectionFactory):
 
     _pools: dict = {}
 
-    def get_parser_cls(self):
-        """``PARSER_CLS`` (django-valkey's async name) or ``PARSER_CLASS``, else valkey-py's default."""
-        path = self.options.get("PARSER_CLS") or self.options.get("PARSER_CLASS")
-        if path is None:
-            from valkey.asyncio.connection import DefaultParser
-
-            return DefaultParser
-        return import_string(path)
+    # django-valkey's async and cluster factories read PARSER_CLS.
+    parser_options = ("PARSER_CLS", "PARSER_CLASS")
+    default_parser = "valkey.asyncio.connection.DefaultParser"
 
     def _pool_key(self, params: dict):
         return (asyncio.get_running_loop(),) + super()._pool_key(params)

@@ -75,12 +75,9 @@ def _async_method(name, plan):
                 channel = aio.channel_for(aio.connection_params(client.connection_pool))
             return await arun_plan(plan(self, *args, **kwargs), channel)
         except (*SERVER_ERRORS, DecodeError) as error:
-            return self._errors.handle(error, lambda: _fallback(plan, self, args, kwargs))
+            return _failed(self, error, plan, args, kwargs)
 
-    method.__name__ = method.__qualname__ = name
-    method.__doc__ = plan.__doc__
-    method.plan = plan
-    return method
+    return _named(method, name, plan)
 
 
 def _sync_method(name, plan):
@@ -91,19 +88,28 @@ def _sync_method(name, plan):
             channel = self._channel(write) if client is None else channel_for(client)
             return run_plan(plan(self, *args, **kwargs), channel)
         except (*SERVER_ERRORS, DecodeError) as error:
-            return self._errors.handle(error, lambda: _fallback(plan, self, args, kwargs))
+            return _failed(self, error, plan, args, kwargs)
 
+    return _named(method, name, plan)
+
+
+def _named(method, name, plan):
     method.__name__ = method.__qualname__ = name
     method.__doc__ = plan.__doc__
     method.plan = plan
     return method
 
 
-def _fallback(plan, client, args, kwargs):
-    fallback = plan.op_fallback
-    if callable(fallback):
-        return fallback(plan.op_signature.bind(client, *args, **kwargs).arguments)
-    return fallback
+def _failed(client, error, plan, args, kwargs):
+    """Apply the error policy: raise, or return the operation's fallback answer."""
+
+    def fallback():
+        answer = plan.op_fallback
+        if callable(answer):
+            return answer(plan.op_signature.bind(client, *args, **kwargs).arguments)
+        return answer
+
+    return client._errors.handle(error, fallback)
 
 
 def bind_operations(sync_names: bool, operations=Operations):

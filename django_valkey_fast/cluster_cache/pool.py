@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 
-from django.utils.module_loading import import_string
 
 from django_valkey_fast.pool import ConnectionFactory
 
@@ -26,14 +25,9 @@ class ClusterConnectionFactory(ConnectionFactory):
     path_base_cls = "valkey.cluster.ValkeyCluster"
     _clusters: dict = {}
 
-    def get_parser_cls(self):
-        """``PARSER_CLS`` (django-valkey's cluster option) or ``PARSER_CLASS``."""
-        path = self.options.get("PARSER_CLS") or self.options.get("PARSER_CLASS")
-        if path is None:
-            from valkey.connection import DefaultParser
-
-            return DefaultParser
-        return import_string(path)
+    # django-valkey's async and cluster factories read PARSER_CLS.
+    parser_options = ("PARSER_CLS", "PARSER_CLASS")
+    default_parser = "valkey.connection.DefaultParser"
 
     def get_connection(self, params: dict):
         """A process-wide ``ValkeyCluster`` for the seed URL."""
