@@ -231,3 +231,22 @@ def test_forked_child_uses_its_own_connections(make_cache, server):
     assert cache.get("k") == "child"  # the parent's connection was left intact
     cache.set("k", "parent again")
     assert cache.get("k") == "parent again"
+
+
+def test_a_write_that_reaches_a_replica_goes_to_the_primary(make_cache, replicated):
+    primary, replica = replicated
+    cache = make_cache(LOCATION=[replica.url, primary.url])  # the replica listed first
+    assert cache.set("k", "v") is True
+    assert primary.command("GET :1:k")[0] != ""  # written on the primary
+    assert cache.client._server[0] == primary.url
+    primary.command("WAIT 1 1000")
+    assert cache.get("k") == "v"  # and reads now go to the replica
+    other = make_cache(LOCATION=[replica.url, primary.url])
+
+    async def async_write():
+        assert await other.aset("a", 1) is True
+        return other.client._server[0]
+
+    import asyncio
+
+    assert asyncio.run(async_write()) == primary.url

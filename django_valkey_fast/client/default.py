@@ -14,7 +14,7 @@ import random
 from django.conf import settings
 from django.core.cache.backends.base import get_key_func
 from django.core.exceptions import ImproperlyConfigured
-from valkey.exceptions import ResponseError
+from valkey.exceptions import ReadOnlyError, ResponseError
 
 from django_valkey_fast import pool
 from django_valkey_fast._common import CacheKey
@@ -69,11 +69,17 @@ def _async_method(name, plan):
 
     async def method(self, *args, client=None, **kwargs):
         try:
-            if client is None:
-                channel = self._achannel(write)
-            else:
-                channel = aio.channel_for(aio.connection_params(client.connection_pool))
-            return await arun_plan(plan(self, *args, **kwargs), channel)
+            try:
+                if client is None:
+                    channel = self._achannel(write)
+                else:
+                    channel = aio.channel_for(aio.connection_params(client.connection_pool))
+                return await arun_plan(plan(self, *args, **kwargs), channel)
+            except ReadOnlyError:
+                # A write reached a replica: find the primary among LOCATION, retry once.
+                if not (write and client is None and await self._afind_primary()):
+                    raise
+                return await arun_plan(plan(self, *args, **kwargs), self._achannel(write))
         except (*SERVER_ERRORS, DecodeError) as error:
             return _failed(self, error, plan, args, kwargs)
 
@@ -85,8 +91,14 @@ def _sync_method(name, plan):
 
     def method(self, *args, client=None, **kwargs):
         try:
-            channel = self._channel(write) if client is None else channel_for(client)
-            return run_plan(plan(self, *args, **kwargs), channel)
+            try:
+                channel = self._channel(write) if client is None else channel_for(client)
+                return run_plan(plan(self, *args, **kwargs), channel)
+            except ReadOnlyError:
+                # A write reached a replica: find the primary among LOCATION, retry once.
+                if not (write and client is None and self._find_primary()):
+                    raise
+                return run_plan(plan(self, *args, **kwargs), self._channel(write))
         except (*SERVER_ERRORS, DecodeError) as error:
             return _failed(self, error, plan, args, kwargs)
 
@@ -269,6 +281,40 @@ class DefaultClient(Operations):
                 self._connection_params(index), loop
             )
         return channel
+
+    # -- which server is the primary ---------------------------------------------------
+
+    def _find_primary(self) -> bool:
+        """Ask the LOCATION servers their ROLE; make the primary the write server."""
+        for index in range(1, len(self._server)):
+            try:
+                role = channel_for(self._client_at(index)).call(("ROLE",))
+            except SERVER_ERRORS:
+                continue
+            if role and role[0] in (b"master", "master"):
+                self._make_primary(index)
+                return True
+        return False
+
+    async def _afind_primary(self) -> bool:
+        """Async ``_find_primary``."""
+        loop = asyncio.get_running_loop()
+        for index in range(1, len(self._server)):
+            try:
+                channel = aio.channel_for(self._connection_params(index), loop)
+                role = await channel.call(("ROLE",))
+            except SERVER_ERRORS:
+                continue
+            if role and role[0] in (b"master", "master"):
+                self._make_primary(index)
+                return True
+        return False
+
+    def _make_primary(self, index: int) -> None:
+        # Swap server ``index`` with the first; the old first now serves reads.
+        for servers in (self._server, self._clients, self._channels, self._aio_params):
+            servers[0], servers[index] = servers[index], servers[0]
+        self._aio_loop = None  # rebuild the async channel list in the new order
 
     def disconnect(self, index: int = 0, client=None) -> None:
         """Close the connections of server ``index`` (or of ``client``)."""
