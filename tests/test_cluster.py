@@ -107,6 +107,32 @@ def test_moved_redirection_is_followed(cluster, cache):
     assert asyncio.run(again()) == "v"
 
 
+def test_ask_redirection_during_a_slot_migration(cluster, cache):
+    key = "migrating"
+    slot = key_slot(f":1:{key}")
+    source = cluster.primary_for_slot(slot)
+    target = next(p for p in cluster.primaries if p is not source)
+    target.command(f"CLUSTER SETSLOT {slot} IMPORTING {cluster.node_id(source)}")
+    source.command(f"CLUSTER SETSLOT {slot} MIGRATING {cluster.node_id(target)}")
+    try:
+        # The key is not on the source: it answers ASK, and the command is re-sent to
+        # the target after ASKING.
+        assert cache.set(key, "moved along") is True
+        assert target.command("ASKING", f"GET :1:{key}")[1] != ""
+        assert source.command(f"EXISTS :1:{key}")[0].startswith("-ASK")  # not there
+        assert cache.get(key) == "moved along"
+
+        async def async_side():
+            await cache.aset(key, "async")
+            return await cache.aget(key)
+
+        assert asyncio.run(async_side()) == "async"
+    finally:
+        for primary in (source, target):
+            primary.command(f"CLUSTER SETSLOT {slot} NODE {cluster.node_id(target)}")
+        cache.delete(key)
+
+
 def test_primary_failure_is_survived(capsys):
     cluster = Cluster()
     try:
