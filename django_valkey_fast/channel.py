@@ -21,7 +21,7 @@ from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError, Tim
 
 from django_valkey_fast._wire import pack_command, pack_commands
 
-__all__ = ["Channel", "channel_for"]
+__all__ = ["Channel", "channel_for", "channel_for_pool"]
 
 _channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _channels_lock = threading.Lock()
@@ -29,7 +29,11 @@ _channels_lock = threading.Lock()
 
 def channel_for(client) -> "Channel":
     """Return the process-wide channel of a valkey-py client's connection pool."""
-    pool = client.connection_pool
+    return channel_for_pool(client.connection_pool)
+
+
+def channel_for_pool(pool) -> "Channel":
+    """Return the process-wide channel of a valkey-py connection pool."""
     try:
         return _channels[pool]
     except KeyError:

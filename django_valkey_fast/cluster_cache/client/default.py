@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 from valkey.exceptions import ConnectionError, TimeoutError
 
 from django_valkey_fast.async_cache import channel as aio
-from django_valkey_fast.channel import Channel
+from django_valkey_fast.channel import channel_for_pool
 from django_valkey_fast.client.default import DefaultClient, bind_operations
 from django_valkey_fast.client.sharded import ShardOperations
 from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
@@ -139,13 +139,8 @@ class DefaultClusterClient(ShardOperations, DefaultClient):
     def _sync_node(self, node):
         channel = self._node_channels.get(node)
         if channel is None:
-            from django_valkey_fast.channel import _channels
-
-            pool = self.connection_factory.node_pool(self._seed_pool, *node)
-            channel = _channels.get(pool)
-            if channel is None:
-                channel = _channels.setdefault(pool, Channel(pool))
-            self._node_channels[node] = channel
+            channel = self._node_channels[node] = channel_for_pool(
+                self.connection_factory.node_pool(self._seed_pool, *node))
         return channel
 
     def _channel(self, write):
