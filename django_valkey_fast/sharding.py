@@ -182,4 +182,5 @@ def _concatenate(replies):
 
 
 # Commands without a key: run on every shard.
-_EVERY_SHARD = {"FLUSHDB": all, "FLUSHALL": all, "KEYS": _concatenate, "DBSIZE": sum}
+_EVERY_SHARD = {"FLUSHDB": all, "FLUSHALL": all, "KEYS": _concatenate, "DBSIZE": sum,
+                "PING": all}

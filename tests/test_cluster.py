@@ -165,3 +165,14 @@ def test_primary_failure_is_survived(capsys):
             print(f"\n[cluster failover] writes resumed {recovered:.1f}s after a primary died")
     finally:
         cluster.stop()
+
+
+def test_async_lock_as_the_first_call(cluster):
+    fresh = ClusterValkeyCache(cluster.url, {})
+
+    async def lock_first():
+        lock = await fresh.alock("first-thing", timeout=5)
+        async with lock:
+            return await lock.owned()
+
+    assert asyncio.run(lock_first()) is True
