@@ -17,7 +17,7 @@ from django_valkey_fast.compressors.base import BaseCompressor
 from django_valkey_fast.compressors.identity import IdentityCompressor
 from django_valkey_fast.exceptions import DecodeError, interrupted
 
-__all__ = ["SERVER_ERRORS", "ErrorPolicy", "build_codec", "build_key_maker"]
+__all__ = ["SERVER_ERRORS", "ErrorPolicy", "build_codec", "build_key_maker", "prepared"]
 
 DEFAULT_SERIALIZER = "django_valkey_fast.serializers.pickle.PickleSerializer"
 DEFAULT_COMPRESSOR = "django_valkey_fast.compressors.identity.IdentityCompressor"
@@ -90,3 +90,29 @@ class ErrorPolicy:
         if isinstance(error, DecodeError):
             raise error
         raise interrupted(error) from error
+
+
+# What a cache configuration builds (classes, codec, factory, routers) depends only on
+# its params and on settings: build it once per process. Django may create a backend
+# per request context under ASGI, so construction must stay cheap.
+_prepared: dict = {}
+
+
+def prepared(kind, params: dict, build):
+    """Return ``build()`` for this ``kind`` and ``params``, built once per process.
+
+    Forgotten whenever Django signals a settings change (``override_settings``)."""
+    key = (kind, repr(params))
+    try:
+        return _prepared[key]
+    except KeyError:
+        return _prepared.setdefault(key, build())
+
+
+def _forget_prepared(**kwargs):
+    _prepared.clear()
+
+
+from django.core.signals import setting_changed  # noqa: E402
+
+setting_changed.connect(_forget_prepared, weak=False)

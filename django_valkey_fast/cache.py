@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.utils.module_loading import import_string
 
-from django_valkey_fast.base import ErrorPolicy
+from django_valkey_fast.base import ErrorPolicy, prepared
 
 __all__ = ["ValkeyCache"]
 
@@ -52,13 +52,20 @@ class ValkeyCache(BaseCache):
         super().__init__(params)
         self._server = server
         self._params = params
-        options = params.get("OPTIONS", {})
-        self._client_cls = import_string(options.get("CLIENT_CLASS", self.DEFAULT_CLIENT_CLASS))
-        self._errors = ErrorPolicy(options)
+        self._client_cls, self._errors, self._default_scan_itersize = prepared(
+            (type(self), "backend"), params, lambda: self._prepare(params)
+        )
         self._ignore_exceptions = self._errors.ignore
         self._log_ignored_exceptions = self._errors.log
         self.logger = self._errors.logger
-        self._default_scan_itersize = getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10)
+
+    def _prepare(self, params):
+        options = params.get("OPTIONS", {})
+        return (
+            import_string(options.get("CLIENT_CLASS", self.DEFAULT_CLIENT_CLASS)),
+            ErrorPolicy(options),
+            getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10),
+        )
 
     @property
     def key_func(self):

@@ -250,3 +250,15 @@ def test_a_write_that_reaches_a_replica_goes_to_the_primary(make_cache, replicat
     import asyncio
 
     assert asyncio.run(async_write()) == primary.url
+
+
+def test_configuration_is_prepared_once_per_process(make_cache, server):
+    first, second = make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor"}), \
+        make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor"})
+    assert first.client is not second.client
+    assert first.client._codec is second.client._codec
+    assert first.client.connection_factory is second.client.connection_factory
+    with override_settings(CACHE_COMPRESS_MIN_LENGTH=10_000):  # settings changed: rebuilt
+        third = make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor"})
+        assert third.client._codec is not first.client._codec
+        assert third.client._codec.min_length == 10_000

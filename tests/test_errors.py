@@ -12,6 +12,7 @@ import valkey
 from django.test import override_settings
 
 from django_valkey_fast.exceptions import ConnectionInterrupted, DecodeError, MissingDependency
+from django_valkey_fast.base import _forget_prepared as forget_prepared
 from tests.servers import free_port
 
 
@@ -164,6 +165,7 @@ def test_missing_optional_library_names_the_extra(make_cache, monkeypatch, modul
     for name in [library] + [m for m in sys.modules if m.startswith(library + ".")]:
         monkeypatch.setitem(sys.modules, name, None)  # the library is not installed
     importlib.reload(importlib.import_module(module))
+    forget_prepared()  # as in a process that never had the library
     try:
         cache = make_cache(OPTIONS={option: module.rsplit(".", 1)[0] + "." + path})
         with pytest.raises(MissingDependency, match=rf"pip install 'django-valkey-fast\[{extra}\]'"):
@@ -171,6 +173,7 @@ def test_missing_optional_library_names_the_extra(make_cache, monkeypatch, modul
     finally:
         monkeypatch.undo()
         importlib.reload(importlib.import_module(module))
+        forget_prepared()
 
 
 def test_missing_zstd_library_names_the_extra(make_cache, monkeypatch):
@@ -178,6 +181,7 @@ def test_missing_zstd_library_names_the_extra(make_cache, monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
     module = importlib.import_module("django_valkey_fast.compressors.zstd")
     importlib.reload(module)
+    forget_prepared()
     try:
         cache = make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zstd.ZStdCompressor"})
         with pytest.raises(MissingDependency, match=r"django-valkey-fast\[zstd\]"):
@@ -185,6 +189,7 @@ def test_missing_zstd_library_names_the_extra(make_cache, monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(module)
+        forget_prepared()
 
 
 def test_zstd_falls_back_to_zstandard(make_cache, monkeypatch):
@@ -192,6 +197,7 @@ def test_zstd_falls_back_to_zstandard(make_cache, monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
     module = importlib.import_module("django_valkey_fast.compressors.zstd")
     importlib.reload(module)
+    forget_prepared()
     try:
         assert module.zstd is None and module.zstandard is not None
         cache = make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zstd.ZStdCompressor"})
@@ -200,6 +206,7 @@ def test_zstd_falls_back_to_zstandard(make_cache, monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(module)
+        forget_prepared()
     # ...and what zstandard wrote, backports.zstd reads
     cache = make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zstd.ZStdCompressor"})
     assert cache.get("k") == "v" * 100

@@ -18,7 +18,9 @@ from valkey.exceptions import ReadOnlyError, ResponseError
 
 from django_valkey_fast import pool
 from django_valkey_fast._common import CacheKey
-from django_valkey_fast.base import SERVER_ERRORS, ErrorPolicy, build_codec, build_key_maker
+from django_valkey_fast.base import (
+    SERVER_ERRORS, ErrorPolicy, build_codec, build_key_maker, prepared,
+)
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
 from django_valkey_fast.exceptions import DecodeError, interrupted
@@ -173,10 +175,9 @@ class DefaultClient(Operations):
         self._clients: list = [None] * len(self._server)
         self._channels: list = [None] * len(self._server)
 
-        self.reverse_key = get_key_func(
-            params.get("REVERSE_KEY_FUNCTION") or "django_valkey_fast.util.default_reverse_key"
+        self.reverse_key, codec, errors, self.connection_factory = prepared(
+            (type(self), "client"), params, lambda: self._prepare(params)
         )
-        codec = build_codec(self._options)
         self._codec = codec
         self._serializer = codec.serializer
         self._compressor = codec.compressor
@@ -185,18 +186,25 @@ class DefaultClient(Operations):
         self.key_func_changed()
         self.version = backend.version
         self.default_timeout = backend.default_timeout
-        self._errors = getattr(backend, "_errors", None) or ErrorPolicy(self._options)
-
-        factory_path = getattr(
-            settings, "DJANGO_VALKEY_CONNECTION_FACTORY", self.CONNECTION_FACTORY_PATH
-        )
-        self.connection_factory = pool.get_connection_factory(
-            options=self._options, path=factory_path
-        )
+        self._errors = getattr(backend, "_errors", None) or errors
         self._replica_indexes = itertools.cycle(range(1, len(self._server)))
         self._aio_loop = None
         self._aio_channels: list = []
         self._aio_params: list = [None] * len(self._server)
+
+    def _prepare(self, params):
+        """What this client's configuration builds, once per process (see ``prepared``)."""
+        options = params.get("OPTIONS", {})
+        factory_path = getattr(
+            settings, "DJANGO_VALKEY_CONNECTION_FACTORY", self.CONNECTION_FACTORY_PATH
+        )
+        return (
+            get_key_func(params.get("REVERSE_KEY_FUNCTION")
+                         or "django_valkey_fast.util.default_reverse_key"),
+            build_codec(options),
+            ErrorPolicy(options),
+            pool.get_connection_factory(options=options, path=factory_path),
+        )
 
     # -- keys and values ----------------------------------------------------------
 

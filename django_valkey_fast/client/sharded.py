@@ -14,6 +14,7 @@ import asyncio
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
 from django_valkey_fast.client.default import DefaultClient, bind_operations
+from django_valkey_fast.base import prepared
 from django_valkey_fast.operations import Operations, operation
 from django_valkey_fast.sharding import ShardRouter
 
@@ -88,7 +89,8 @@ class ShardClient(ShardOperations, DefaultClient):
 
     def __init__(self, server, params, backend):
         super().__init__(server, params, backend)
-        self._router = ShardRouter(self._server)
+        self._router = prepared((type(self), "router"), params,
+                                lambda: ShardRouter(self._server))
         self._shard_channel = ShardChannel(self._router, self._node_channel)
 
     def get_server_name(self, key) -> str:

@@ -17,6 +17,7 @@ from valkey.exceptions import ConnectionError, TimeoutError
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for_pool
 from django_valkey_fast.client.default import DefaultClient, bind_operations
+from django_valkey_fast.base import prepared
 from django_valkey_fast.client.sharded import ShardOperations
 from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
 
@@ -111,7 +112,8 @@ class DefaultClusterClient(ShardOperations, DefaultClient):
         for url in self._server:
             parsed = urlparse(url)
             seeds.append((parsed.hostname or "127.0.0.1", parsed.port or 6379))
-        self._router = ClusterRouter(seeds)
+        # Shared by every client of this cache: the slot map is learned once per process.
+        self._router = prepared((type(self), "router"), params, lambda: ClusterRouter(seeds))
         self._seed_pool = self.connection_factory.seed_pool(self._server[0])
         self._node_channels: dict = {}
         self._cluster_channel = ClusterChannel(self._router, self._sync_node)
