@@ -24,8 +24,6 @@ import types
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from valkey.exceptions import ResponseError
-
 from django_valkey_fast.operations import Operations, operation
 
 __all__ = ["HerdOperations", "Marker"]
@@ -147,21 +145,13 @@ class HerdOperations(Operations):
             return (yield from Operations.touch(self, key, timeout, version))
         return (yield from self.operations.set(self, key, value, timeout, version))
 
-    def _incr_slow(self, key, nkey, delta):
+    def _added(self, stored, delta):
         # A django-valkey herd client packs numbers too: add inside the pack.
-        reply, pttl = yield [("GET", nkey), ("PTTL", nkey)]
-        if reply is None or isinstance(reply, ResponseError):
-            raise ValueError(f"Key '{key}' not found")
-        stored = self.decode(reply, nkey)
         value, _ = self._unpack(stored)
         value = value + delta
-        if stored is not value and isinstance(stored, tuple) and len(stored) == 3:
-            stored = (stored[0], value, stored[2])
-        else:
-            stored = value
-        nvalue = self._encode_for(nkey, stored)
-        yield ("SET", nkey, nvalue, "PX", pttl) if pttl > 0 else ("SET", nkey, nvalue)
-        return value
+        if isinstance(stored, tuple) and len(stored) == 3 and isinstance(stored[0], Marker):
+            return (stored[0], value, stored[2]), value
+        return value, value
 
 
 HerdOperations.operations = HerdOperations

@@ -268,13 +268,18 @@ class Operations:
         reply, pttl = yield [("GET", nkey), ("PTTL", nkey)]
         if reply is None or isinstance(reply, ResponseError):
             raise ValueError(f"Key '{key}' not found")
-        value = self.decode(reply, nkey) + delta
-        nvalue = self._encode_for(nkey, value)
+        stored, value = self._added(self.decode(reply, nkey), delta)
+        nvalue = self._encode_for(nkey, stored)
         if pttl > 0:
             yield ("SET", nkey, nvalue, "PX", pttl)
         else:
             yield ("SET", nkey, nvalue)
         return value
+
+    def _added(self, stored, delta):
+        """``(what to store, the answer)`` after adding ``delta`` to a stored value."""
+        value = stored + delta
+        return value, value
 
     @operation(write=True)
     def decr(self, key, delta=1, version=None):

@@ -107,6 +107,11 @@ def _sync_method(name, plan):
     return _named(method, name, plan)
 
 
+def _is_primary(role) -> bool:
+    """Whether a ROLE reply comes from a primary."""
+    return bool(role) and role[0] in (b"master", "master")
+
+
 def _named(method, name, plan):
     method.__name__ = method.__qualname__ = name
     method.__doc__ = plan.__doc__
@@ -299,7 +304,7 @@ class DefaultClient(Operations):
                 role = channel_for(self._client_at(index)).call(("ROLE",))
             except SERVER_ERRORS:
                 continue
-            if role and role[0] in (b"master", "master"):
+            if _is_primary(role):
                 self._make_primary(index)
                 return True
         return False
@@ -313,7 +318,7 @@ class DefaultClient(Operations):
                 role = await channel.call(("ROLE",))
             except SERVER_ERRORS:
                 continue
-            if role and role[0] in (b"master", "master"):
+            if _is_primary(role):
                 self._make_primary(index)
                 return True
         return False

@@ -50,9 +50,6 @@ class AsyncDefaultClient(DefaultClient):
         """Return a new ``valkey.asyncio.Valkey`` for server ``index``."""
         return await self.connection_factory.connect(self._server[index])
 
-    def _async_client(self, write=True):
-        return DefaultClient._async_client(self, write)
-
     async def disconnect(self, index: int = 0, client=None) -> None:
         """Close the connections of server ``index`` (or of ``client``) on this loop."""
         if client is None:
