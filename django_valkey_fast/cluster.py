@@ -5,8 +5,9 @@
 server (multi-key commands per slot, one pipeline per node; KEYS/SCAN/FLUSHDB on every
 primary). ``run_on_cluster`` is a plan the sync and the async cluster channels drive:
 it yields ``("run", {node: [commands]})`` and ``("sleep", seconds)`` steps, follows
-MOVED and ASK redirections, and after a node fails refreshes the slot map from any
-node that answers, until the cluster has failed over.
+MOVED and ASK redirections (ASK per command, with ASKING), and after a node fails
+refreshes the slot map from any node that answers, until the cluster has failed
+over, without ever running a part of a write twice.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from valkey.exceptions import (
 )
 
 from django_valkey_fast._slots import SLOTS, key_slot
+from django_valkey_fast.retry import may_resend
 from django_valkey_fast.sharding import ShardRouter
 
 __all__ = ["ClusterRouter", "run_on_cluster"]
@@ -85,54 +87,85 @@ class ClusterRouter(ShardRouter):
 
 
 def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
-    """Plan: run a command (or a pipeline) on the cluster; return its reply (or replies)."""
+    """Plan: run a command (or a pipeline) on the cluster; return its reply (or replies).
+
+    Each command is split by slot into parts, and each part runs at most once: a part
+    is sent again only when it provably did not run (MOVED, ASK, TRYAGAIN and
+    CLUSTERDOWN replies; a node that was never reached) or only reads. So when one
+    node fails, the parts that other nodes already ran are kept, not run again; a
+    written write whose node failed raises. The ``run`` step's answer maps each node
+    to its replies, or to the ``ConnectionError``/``TimeoutError`` its connection met.
+    """
+    if not router.ready:
+        yield from _refresh(router)
+    splits = [router.split(command) for command in commands]
+    # Parts still to run, by (command, part): (slot, command). Done ones move to ``done``.
+    todo = {(i, j): part for i, (parts, _) in enumerate(splits) for j, part in enumerate(parts)}
+    done: dict = {}
+    asking: dict = {}  # part -> the node an ASK redirection named, for the next attempt
     error = None
     for attempt in range(ATTEMPTS):
-        if not router.ready or error is not None:
+        if error is not None:
+            yield ("sleep", 0.1 * (attempt + 1))
             yield from _refresh(router)
         try:
-            per_node, assemble = router.plan_pipeline(commands, group=router.node_of)
+            per_node = _group(router, todo, asking)
         except ClusterDownError as down:
             error = down
-            yield ("sleep", 0.1 * (attempt + 1))
             continue
-        try:
-            replies = yield ("run", per_node)
-        except (ConnectionError, TimeoutError) as failure:
-            error = failure
-            yield ("sleep", 0.1 * (attempt + 1))
-            continue
-        redirect = next((reply for node_replies in replies.values() for reply in node_replies
-                         if isinstance(reply, (AskError, TryAgainError, ClusterDownError))), None)
-        if redirect is None:
-            answers = assemble(replies)
+        results = yield ("run", {node: [command for _, command in entries]
+                                 for node, entries in per_node.items()})
+        error, asking = None, {}
+        for node, entries in per_node.items():
+            replies = results[node]
+            if isinstance(replies, BaseException):  # the node's connection failed
+                if isinstance(replies, TimeoutError) or not may_resend(
+                        replies, [command for part, command in entries if part is not None]):
+                    raise replies
+                error = replies
+                continue
+            for (part, _), reply in zip(entries, replies):
+                if part is None:  # the reply to ASKING
+                    continue
+                if isinstance(reply, MovedError):
+                    router.moved(reply)
+                elif isinstance(reply, AskError):
+                    asking[part] = _address(reply.host, reply.port)
+                elif isinstance(reply, (TryAgainError, ClusterDownError)):
+                    error = reply
+                else:
+                    done[part] = reply
+                    del todo[part]
+        if not todo:
+            answers = [merge([done[(i, j)] for j in range(len(parts))])
+                       for i, (parts, merge) in enumerate(splits)]
             return answers if pipeline else answers[0]
-        if isinstance(redirect, MovedError):
-            router.moved(redirect)
-            error = None
-            continue
-        if isinstance(redirect, AskError) and not pipeline and len(per_node) == 1:
-            # A slot being migrated: ask the target node, once.
-            (command,) = next(iter(per_node.values()))
-            asked = yield ("run", {_address(redirect.host, redirect.port): [("ASKING",), command]})
-            return next(iter(asked.values()))[1]
-        error = redirect
-        yield ("sleep", 0.1 * (attempt + 1))
-    raise error
+    raise error or ClusterDownError("the cluster kept redirecting the command")
+
+
+def _group(router: ClusterRouter, todo: dict, asking: dict) -> dict:
+    """``{node: [(part, command), ...]}``: where each part to run goes, in order; a
+    part redirected by ASK goes to the named node, after an ``ASKING`` (part None)."""
+    per_node: dict = {}
+    for part, (slot, command) in todo.items():
+        target = asking.get(part)
+        if target is None:
+            per_node.setdefault(router.node_of(slot), []).append((part, command))
+        else:
+            per_node.setdefault(target, []).extend(((None, ("ASKING",)), (part, command)))
+    return per_node
 
 
 def _refresh(router: ClusterRouter):
     """Plan: load the slot map from the first node that answers."""
     last = None
     for node in router.candidates():
-        try:
-            replies = yield ("run", {node: [("CLUSTER", "SLOTS")]})
-        except (ConnectionError, TimeoutError) as failure:
-            last = failure
-            continue
-        reply = replies[node][0]
-        if isinstance(reply, Exception) or not reply:
-            last = reply if isinstance(reply, Exception) else ClusterDownError("no slots")
+        replies = yield ("run", {node: [("CLUSTER", "SLOTS")]})
+        reply = replies[node]
+        if not isinstance(reply, BaseException):
+            reply = reply[0]
+        if isinstance(reply, BaseException) or not reply:
+            last = reply if isinstance(reply, BaseException) else ClusterDownError("no slots")
             continue
         router.apply_slots(reply)
         return

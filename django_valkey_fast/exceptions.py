@@ -6,7 +6,10 @@ compiled and the pure-Python build raise the same types with the same messages.
 
 from __future__ import annotations
 
+from valkey.exceptions import ConnectionError
+
 __all__ = [
+    "CommandNotSent",
     "CompressorError",
     "ConnectionInterrupted",
     "DecodeError",
@@ -32,7 +35,9 @@ class ConnectionInterrupted(Exception):
         cause = self.__cause__
         if cause is None:
             return "Valkey connection interrupted"
-        return f"Valkey {type(cause).__name__}: {cause}"
+        # CommandNotSent is valkey-py's ConnectionError with a promise attached.
+        name = "ConnectionError" if isinstance(cause, CommandNotSent) else type(cause).__name__
+        return f"Valkey {name}: {cause}"
 
 
 _interrupted_types: dict[type, type] = {}
@@ -56,6 +61,15 @@ def interrupted(cause: BaseException, connection=None) -> ConnectionInterrupted:
     ConnectionInterrupted.__init__(error, connection)
     error.__cause__ = cause
     return error
+
+
+class CommandNotSent(ConnectionError):
+    """The command never reached the server, so sending it again cannot run it twice.
+
+    Raised by the channels when a connection is found dead before writing, cannot be
+    opened, or fails while a single command is being written. It is a valkey-py
+    ``ConnectionError``: callers that catch that catch this too.
+    """
 
 
 class CompressorError(Exception):

@@ -36,11 +36,20 @@ def server_binary() -> str:
     return choice
 
 
+_handed_out: set = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and that this
+    process has not handed out before (a cluster picks its bus ports before its
+    servers start: the kernel could offer one of them again meanwhile)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out and port + 10000 not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _send(address, *commands: str) -> list[str]:

@@ -234,9 +234,9 @@ def test_bulk_operations_are_one_round_trip(cache, monkeypatch):
     trips = []
     run = Channel._run
 
-    def counting_run(self, packed, replies):
+    def counting_run(self, packed, replies, commands):
         trips.append(replies)
-        return run(self, packed, replies)
+        return run(self, packed, replies, commands)
 
     cache.set("warm", 1)
     monkeypatch.setattr(Channel, "_run", counting_run)

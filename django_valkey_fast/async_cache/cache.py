@@ -85,9 +85,8 @@ class AsyncValkeyCache(ValkeyCache):
         client = self.__dict__.get("client")  # never build a client just to close it
         if client is None or not client._close_requested():
             return _Closed()
-        for channel in client._aio_channels:
-            if channel is not None:
-                channel.close()
+        for channel in client._aio_channels():
+            channel.close()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: a closed loop's connections are swept anyway

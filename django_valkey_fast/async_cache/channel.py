@@ -6,13 +6,19 @@ as ``data_received`` parses them (libvalkey's Reader, or the pure-Python one). A
 number of tasks share the connection, and commands issued by different tasks while a
 reply is outstanding are coalesced into one write per loop iteration
 (auto-pipelining). A cancelled caller's reply is read and dropped, so cancellation
-never corrupts the connection.
+never corrupts the connection; a reply nobody waits for means the connection is out
+of step, and it is closed.
 
 ``AsyncChannel`` owns the connection for one (event loop, server): it connects on
-first use (AUTH, SELECT, CLIENT SETNAME pipelined), reconnects after the server
-closed it (retrying the command once), enforces ``socket_timeout``, and is found
-through :func:`channel_for`, which keys channels by running loop, so a second
-``asyncio.run()`` or another thread's loop never touches a dead loop's sockets.
+first use (AUTH, SELECT, CLIENT SETNAME pipelined) in a task of its own, so
+cancelling one of the callers waiting for it cancels nobody else; it reconnects after
+the server closed it, resends a command at most once and only under
+:mod:`~django_valkey_fast.retry`'s rule (a command still queued when the connection
+dropped never reached the server; a written read may be resent; a written write may
+have run, so its caller gets the error); it enforces ``socket_timeout`` and, like
+valkey-py's sync connections, a connect timeout that defaults to ``socket_timeout``.
+It is found through :func:`channel_for`, which keys channels by running loop, so a
+second ``asyncio.run()`` or another thread's loop never touches a dead loop's sockets.
 """
 
 from __future__ import annotations
@@ -29,13 +35,15 @@ from valkey.exceptions import (
 )
 
 from django_valkey_fast._wire import pack_command, pack_commands
+from django_valkey_fast.exceptions import CommandNotSent
+from django_valkey_fast.retry import may_resend
 
 try:
     from libvalkey import Reader
 except ImportError:  # the extra is not installed: the pure-Python reader
     from django_valkey_fast._resp_py import Reader
 
-__all__ = ["AsyncChannel", "RespConnection", "channel_for", "connection_params"]
+__all__ = ["AsyncChannel", "PerLoop", "RespConnection", "channel_for", "connection_params"]
 
 _CLOSED = "Connection closed by server."
 
@@ -54,7 +62,6 @@ class RespConnection(asyncio.Protocol):
         self._timeout = timeout
         self._deadline = None
         self.closed = False
-        self.idle_since_connect = True
 
     # -- asyncio callbacks ------------------------------------------------------------
 
@@ -81,6 +88,11 @@ class RespConnection(asyncio.Protocol):
                     waiters.popleft()
                     if not waiter[0].done():
                         waiter[0].set_result(replies)
+        if not waiters and reader.gets() is not False:
+            # A reply that no command asked for: what follows would be out of step.
+            self._fail(ConnectionError("Unexpected reply from the server; connection closed"))
+            self.close()
+            return
         if self._deadline is not None:
             self._rearm_deadline()
 
@@ -91,9 +103,12 @@ class RespConnection(asyncio.Protocol):
 
     def send(self, packed: bytes, replies: int, pipeline: bool = False):
         """Queue ``packed`` (``replies`` commands); return the future of the reply,
-        or with ``pipeline`` of the list of replies."""
+        or with ``pipeline`` of the list of replies.
+
+        If the connection is lost before the reply, the future's error is
+        :class:`CommandNotSent` when ``packed`` was never written."""
         if self.closed:
-            raise ConnectionError(_CLOSED)
+            raise CommandNotSent(_CLOSED)
         future = self._loop.create_future()
         waiters = self._waiters
         if not waiters and not self._pending:
@@ -108,7 +123,6 @@ class RespConnection(asyncio.Protocol):
         waiters.append([future, replies, [] if pipeline else None])
         if self._timeout and self._deadline is None:
             self._deadline = self._loop.call_later(self._timeout, self._timed_out)
-        self.idle_since_connect = False
         return future
 
     def _flush(self):
@@ -139,10 +153,18 @@ class RespConnection(asyncio.Protocol):
             self._deadline.cancel()
             self._deadline = None
         waiters, self._waiters = self._waiters, collections.deque()
-        for waiter in waiters:
-            if not waiter[0].done():
-                waiter[0].set_exception(error)
+        # The last len(pending) waiters' commands are still queued: never written.
+        written = len(waiters) - len(self._pending)
         self._pending.clear()
+        not_sent = None
+        for index, waiter in enumerate(waiters):
+            if waiter[0].done():
+                continue
+            if index < written:
+                waiter[0].set_exception(error)
+            else:
+                not_sent = not_sent or CommandNotSent(f"{error} (the command was not sent)")
+                waiter[0].set_exception(not_sent)
 
     def close(self):
         """Close the socket (waiting callers get ConnectionError)."""
@@ -221,9 +243,28 @@ def connection_params(pool) -> dict:
     return params
 
 
-async def _connect(loop, params: dict, host=None, port=None) -> "RespConnection":
-    """Open a connection to ``params``' server (or to ``host``:``port``) and log in."""
+def connect_timeout(params: dict):
+    """The connect timeout: ``socket_connect_timeout``, else ``socket_timeout`` (as
+    valkey-py's sync connections do), else None (wait as long as the kernel does)."""
+    return params.get("socket_connect_timeout") or params.get("socket_timeout")
 
+
+async def _connect(loop, params: dict, host=None, port=None) -> "RespConnection":
+    """Open a connection to ``params``' server (or to ``host``:``port``) and log in;
+    the whole of it within the connect timeout."""
+    timeout = connect_timeout(params)
+    where = params["path"] if params["unix"] else (
+        f"{host or params.get('host', 'localhost')}:{port or params.get('port', 6379)}")
+    try:
+        return await asyncio.wait_for(_open_connection(loop, params, host, port), timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"Timeout connecting to {where}") from None
+    except OSError as error:  # nothing was sent
+        raise CommandNotSent(f"Error connecting to {where}: {error}") from error
+
+
+async def _open_connection(loop, params: dict, host, port) -> "RespConnection":
+    """Connect and log in; the socket is closed if logging in fails or is cancelled."""
     if params.get("cluster"):
         from valkey.cluster import ClusterParser  # MOVED, ASK, TRYAGAIN, CLUSTERDOWN
 
@@ -235,21 +276,23 @@ async def _connect(loop, params: dict, host=None, port=None) -> "RespConnection"
         return RespConnection(loop, params.get("socket_timeout"), parse_error)
 
     if params["unix"]:
-        opening = loop.create_unix_connection(factory, params["path"])
-        where = params["path"]
+        _, connection = await loop.create_unix_connection(factory, params["path"])
     else:
-        host = host or params.get("host", "localhost")
-        port = port or params.get("port", 6379)
-        opening = loop.create_connection(
-            factory, host, port, ssl=_ssl_context(params) if params["ssl"] else None
+        _, connection = await loop.create_connection(
+            factory, host or params.get("host", "localhost"), port or params.get("port", 6379),
+            ssl=_ssl_context(params) if params["ssl"] else None,
         )
-        where = f"{host}:{port}"
     try:
-        _, connection = await asyncio.wait_for(opening, params.get("socket_connect_timeout"))
-    except asyncio.TimeoutError:
-        raise TimeoutError(f"Timeout connecting to {where}") from None
-    except OSError as error:
-        raise ConnectionError(f"Error connecting to {where}: {error}") from error
+        await _handshake(connection, params)
+    except BaseException:
+        # Failed, timed out or cancelled while logging in: never leak the socket.
+        connection.close()
+        raise
+    return connection
+
+
+async def _handshake(connection: "RespConnection", params: dict) -> None:
+    """AUTH, SELECT and CLIENT SETNAME, pipelined; an error reply is raised."""
     handshake = []
     if params.get("password"):
         if params.get("username"):
@@ -264,10 +307,7 @@ async def _connect(loop, params: dict, host=None, port=None) -> "RespConnection"
         replies = await connection.send(pack_commands(handshake), len(handshake), True)
         for reply in replies:
             if isinstance(reply, Exception):
-                connection.close()
                 raise reply
-        connection.idle_since_connect = True
-    return connection
 
 
 def _healthy_replicas(reply) -> list:
@@ -287,7 +327,7 @@ class AsyncChannel:
         self._loop = loop
         self.params = params
         self._connection: RespConnection | None = None
-        self._connecting: asyncio.Future | None = None
+        self._connecting: asyncio.Task | None = None
         self._replica_turn = 0
         self.pack_command = pack_command
         self.pack_commands = pack_commands
@@ -326,49 +366,53 @@ class AsyncChannel:
         return await _connect(self._loop, self.params, host, port)
 
     async def connection(self) -> RespConnection:
-        """The open connection, connecting (once, for all callers) if needed."""
+        """The open connection, connecting (once, for all callers) if needed.
+
+        The connection is opened by a task of its own that every caller waits for
+        (shielded): a caller cancelled while waiting stops waiting, and nobody else
+        is cancelled; the connection still opens for the others.
+        """
         connection = self._connection
         if connection is not None and not connection.closed:
             return connection
-        if self._connecting is None:
-            self._connecting = self._loop.create_future()
-            try:
-                self._connection = await self._open()
-            except BaseException as error:
-                self._connecting.set_exception(error)
-                self._connecting.exception()  # retrieved: no "never retrieved" warning
-                raise
-            else:
-                self._connecting.set_result(self._connection)
-            finally:
-                self._connecting = None
-            return self._connection
-        return await asyncio.shield(self._connecting)
+        connecting = self._connecting
+        if connecting is None:
+            connecting = self._connecting = self._loop.create_task(self._open_for_all())
+            connecting.add_done_callback(_retrieve)
+        return await asyncio.shield(connecting)
 
-    async def _send(self, packed: bytes, replies: int, pipeline: bool):
-        connection = self._connection
-        if connection is None or connection.closed:
-            connection = await self.connection()
-        fresh = connection.idle_since_connect
+    async def _open_for_all(self) -> RespConnection:
         try:
-            reply = await connection.send(packed, replies, pipeline)
-        except ConnectionError:
-            if fresh:
-                raise
-            # The server closed the connection while it sat idle: retry once.
-            return await (await self.connection()).send(packed, replies, pipeline)
-        if isinstance(reply, ReadOnlyError) or (
-            pipeline and any(isinstance(r, ReadOnlyError) for r in reply)
-        ):
-            # A write reached a replica: the primary failed over. Reconnect (Sentinel
-            # names the new primary) and retry once.
-            connection.close()
-            return await (await self.connection()).send(packed, replies, pipeline)
-        return reply
+            connection = self._connection = await self._open()
+            return connection
+        finally:
+            self._connecting = None
+
+    async def _send(self, packed: bytes, replies: int, pipeline: bool, commands):
+        for attempt in (0, 1):
+            connection = self._connection
+            if connection is None or connection.closed:
+                connection = await self.connection()
+            try:
+                reply = await connection.send(packed, replies, pipeline)
+            except ConnectionError as error:  # not TimeoutError: never resent
+                if attempt or not may_resend(error, commands):
+                    raise
+                continue  # never sent, or only reads: once more, on a new connection
+            if isinstance(reply, ReadOnlyError) or (
+                pipeline and any(isinstance(r, ReadOnlyError) for r in reply)
+            ):
+                # A write reached a replica, which refused it: the primary failed
+                # over. Reconnect (Sentinel names the new primary) and retry once.
+                connection.close()
+                if not attempt:
+                    continue
+            return reply
+        raise AssertionError("unreachable")
 
     async def call(self, args):
         """Run one command; return its reply (an error reply is raised)."""
-        reply = await self._send(self.pack_command(args), 1, False)
+        reply = await self._send(self.pack_command(args), 1, False, (args,))
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -378,7 +422,8 @@ class AsyncChannel:
 
         An error that is not about one command (authentication, ...) is raised.
         """
-        replies = await self._send(self.pack_commands(commands), len(commands), True)
+        replies = await self._send(self.pack_commands(commands), len(commands), True,
+                                   commands)
         for reply in replies:
             if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
                 raise reply
@@ -397,6 +442,13 @@ class AsyncChannel:
         if lock_client is not None and loop_closed:
             abandon_valkey_pool(lock_client.connection_pool)
             self.valkey_client = None
+
+
+def _retrieve(task) -> None:
+    # The connecting task's error reaches its waiters; if they were all cancelled,
+    # retrieve it here so asyncio does not log "exception was never retrieved".
+    if not task.cancelled():
+        task.exception()
 
 
 # Channels by event loop, then by connection settings. A closed loop's channels are
@@ -434,6 +486,46 @@ def channel_for(params: dict, loop=None) -> AsyncChannel:
     if channel is None:
         channel = by_settings.setdefault(key, AsyncChannel(loop, params))
     return channel
+
+
+class PerLoop:
+    """State built once per event loop for an object that threads share, each thread
+    running its own loop (a module-level cache used from ``async_to_sync`` workers,
+    several ``asyncio.run`` calls...).
+
+    The last ``(loop, state)`` pair is one tuple, read and replaced whole, so a thread
+    never pairs its loop with another loop's state: no check-then-act on two
+    attributes, no reliance on the GIL. Threads that alternate rebuild the state
+    (``build(loop)``), which only looks channels up in the per-loop registry.
+    """
+
+    __slots__ = ("_build", "_last")
+
+    def __init__(self, build):
+        self._build = build
+        self._last = (None, None)
+
+    def get(self):
+        """The running loop's state, built on its first use."""
+        loop = asyncio.get_running_loop()
+        last = self._last
+        if last[0] is loop:
+            return last[1]
+        state = self._build(loop)
+        self._last = (loop, state)
+        return state
+
+    def current(self):
+        """The running loop's state if it has been built, else None (no running loop too)."""
+        last = self._last
+        try:
+            return last[1] if last[0] is asyncio.get_running_loop() else None
+        except RuntimeError:
+            return None
+
+    def reset(self) -> None:
+        """Forget the state: the next ``get`` builds it anew."""
+        self._last = (None, None)
 
 
 def channels_of_loop(loop) -> list:

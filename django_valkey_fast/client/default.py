@@ -193,8 +193,7 @@ class DefaultClient(Operations):
         self.default_timeout = backend.default_timeout
         self._errors = getattr(backend, "_errors", None) or errors
         self._replica_indexes = itertools.cycle(range(1, len(self._server)))
-        self._aio_loop = None
-        self._aio_channels: list = []
+        self._aio = aio.PerLoop(self._aio_state)
         self._aio_params: list = [None] * len(self._server)
 
     def _prepare(self, params):
@@ -282,18 +281,21 @@ class DefaultClient(Operations):
             )
         return params
 
+    def _aio_state(self, loop):
+        """What this client keeps per event loop: each server's channel, when used."""
+        return [None] * len(self._server)
+
     def _achannel(self, write):
-        loop = asyncio.get_running_loop()
-        if loop is not self._aio_loop:
-            self._aio_loop = loop
-            self._aio_channels = [None] * len(self._server)
-        index = 0 if write or len(self._server) == 1 else next(self._replica_indexes)
-        channel = self._aio_channels[index]
+        channels = self._aio.get()
+        index = 0 if write or len(channels) == 1 else next(self._replica_indexes)
+        channel = channels[index]
         if channel is None:
-            channel = self._aio_channels[index] = aio.channel_for(
-                self._connection_params(index), loop
-            )
+            channel = channels[index] = aio.channel_for(self._connection_params(index))
         return channel
+
+    def _aio_channels(self) -> list:
+        """The channels this client opened on the running loop."""
+        return [channel for channel in self._aio.current() or () if channel is not None]
 
     # -- which server is the primary ---------------------------------------------------
 
@@ -327,7 +329,7 @@ class DefaultClient(Operations):
         # Swap server ``index`` with the first; the old first now serves reads.
         for servers in (self._server, self._clients, self._channels, self._aio_params):
             servers[0], servers[index] = servers[index], servers[0]
-        self._aio_loop = None  # rebuild the async channel list in the new order
+        self._aio.reset()  # rebuild the async channel list in the new order
 
     def disconnect(self, index: int = 0, client=None) -> None:
         """Close the connections of server ``index`` (or of ``client``)."""
@@ -435,9 +437,8 @@ class DefaultClient(Operations):
     async def aclose(self) -> None:
         """Close connections if ``CLOSE_CONNECTION`` asks for it (async callers)."""
         if self._close_requested():
-            for channel in self._aio_channels:
-                if channel is not None:
-                    channel.close()
+            for channel in self._aio_channels():
+                channel.close()
         self.close()
 
     def iter_keys(self, search, itersize=None, client=None, version=None):

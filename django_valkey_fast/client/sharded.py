@@ -60,12 +60,28 @@ class ShardChannel:
                          for shard, shard_commands in per_shard.items()})
 
 
-class AsyncShardChannel:
-    """Runs each command on the shard its keys live on (asyncio; shards in parallel)."""
+class AsyncNodes:
+    """The asyncio channels of one event loop to the servers of a topology, opened on
+    first use by ``open_channel(place)`` and kept by place."""
 
-    def __init__(self, router: ShardRouter, channel_at):
+    def __init__(self, router, open_channel):
         self.router = router
-        self._channel_at = channel_at
+        self._open_channel = open_channel
+        self._channels: dict = {}
+
+    def _channel_at(self, place):
+        channel = self._channels.get(place)
+        if channel is None:
+            channel = self._channels[place] = self._open_channel(place)
+        return channel
+
+    def channels(self) -> list:
+        """The channels opened so far."""
+        return list(self._channels.values())
+
+
+class AsyncShardChannel(AsyncNodes):
+    """Runs each command on the shard its keys live on (asyncio; shards in parallel)."""
 
     async def call(self, command):
         parts, merge = self.router.split(command)
@@ -111,9 +127,8 @@ class ShardClient(ShardOperations, DefaultClient):
     async def aget_lock(self, key, version=None, *args, client=None, **kwargs):
         """A valkey-py asyncio ``Lock`` on the server holding ``key``."""
         if client is None:
-            self._achannel(True)
             shard = self._router.shard_for(self._key(key, version))
-            client = self._async_client_of(self._aio_node(shard))
+            client = self._async_client_of(self._achannel(True)._channel_at(shard))
         return DefaultClient.get_lock(self, key, version, *args, client=client, **kwargs)
 
     alock = aget_lock
@@ -127,18 +142,14 @@ class ShardClient(ShardOperations, DefaultClient):
     def _channel(self, write):
         return self._shard_channel
 
+    def _aio_state(self, loop):
+        """Per event loop: the sharded channel, with its channel to each server."""
+        return AsyncShardChannel(
+            self._router, lambda index: aio.channel_for(self._connection_params(index), loop))
+
     def _achannel(self, write):
-        loop = asyncio.get_running_loop()
-        if loop is not self._aio_loop:
-            self._aio_loop = loop
-            self._aio_channels = [None] * len(self._server)
+        return self._aio.get()
 
-            self._aio_shard_channel = AsyncShardChannel(self._router, self._aio_node)
-        return self._aio_shard_channel
-
-    def _aio_node(self, index):
-        channel = self._aio_channels[index]
-        if channel is None:
-            channel = self._aio_channels[index] = aio.channel_for(
-                self._connection_params(index), self._aio_loop)
-        return channel
+    def _aio_channels(self) -> list:
+        state = self._aio.current()
+        return state.channels() if state is not None else []

@@ -6,8 +6,6 @@ The operations are the same plans the sync client runs; only the I/O step differ
 
 from __future__ import annotations
 
-import asyncio
-
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.client.default import DefaultClient, bind_operations
 
@@ -19,6 +17,11 @@ class AsyncDefaultClient(DefaultClient):
     """Primary + replicas, async only (``AsyncValkeyCache``'s default client)."""
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.async_cache.pool.AsyncConnectionFactory"
+
+    def __init__(self, server, params: dict, backend) -> None:
+        super().__init__(server, params, backend)
+        # valkey-py asyncio clients (get_client), per event loop like the channels.
+        self._loop_clients = aio.PerLoop(lambda loop: [None] * len(self._server))
 
     def _connection_params(self, index: int) -> dict:
         params = self._aio_params[index]
@@ -38,13 +41,10 @@ class AsyncDefaultClient(DefaultClient):
     async def get_client_with_index(self, write=True, tried=None):
         """Return ``(client, index)`` for a write or a read, on the running loop."""
         index = self.get_next_client_index(write=write, tried=tried)
-        loop = asyncio.get_running_loop()
-        if getattr(self, "_clients_loop", None) is not loop:
-            self._clients_loop = loop
-            self._clients = [None] * len(self._server)
-        if self._clients[index] is None:
-            self._clients[index] = await self.connect(index)
-        return self._clients[index], index
+        clients = self._loop_clients.get()
+        if clients[index] is None:
+            clients[index] = await self.connect(index)
+        return clients[index], index
 
     async def connect(self, index: int = 0):
         """Return a new ``valkey.asyncio.Valkey`` for server ``index``."""
@@ -53,10 +53,11 @@ class AsyncDefaultClient(DefaultClient):
     async def disconnect(self, index: int = 0, client=None) -> None:
         """Close the connections of server ``index`` (or of ``client``) on this loop."""
         if client is None:
-            client = self._clients[index] if getattr(self, "_clients_loop", None) else None
+            clients = self._loop_clients.current()
+            client = clients[index] if clients else None
         if client is not None:
             await self.connection_factory.disconnect(client)
-        channels = self._aio_channels if self._aio_loop is asyncio.get_running_loop() else []
+        channels = self._aio.current() or []
         if index < len(channels) and channels[index] is not None:
             channels[index].close()
 
@@ -65,7 +66,7 @@ class AsyncDefaultClient(DefaultClient):
         if self._close_requested():
             for index in range(len(self._server)):
                 await self.disconnect(index)
-            self._clients = [None] * len(self._server)
+            self._loop_clients.reset()
 
     aclose = close
     get_lock = lock = DefaultClient.aget_lock

@@ -18,7 +18,7 @@ from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for_pool
 from django_valkey_fast.client.default import DefaultClient, bind_operations
 from django_valkey_fast.base import prepared
-from django_valkey_fast.client.sharded import ShardOperations
+from django_valkey_fast.client.sharded import AsyncNodes, ShardOperations
 from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
 
 __all__ = ["DefaultClusterClient"]
@@ -43,13 +43,13 @@ class ClusterChannel:
                     time.sleep(step[1])
                     step = plan.send(None)
                     continue
-                try:
-                    replies = {node: self._node_channel(node).pipeline(commands)
-                               for node, commands in _pipelines(step)}
-                except (ConnectionError, TimeoutError) as error:
-                    step = plan.throw(error)
-                else:
-                    step = plan.send(replies)
+                replies = {}
+                for node, commands in _pipelines(step):
+                    try:
+                        replies[node] = self._node_channel(node).pipeline(commands)
+                    except (ConnectionError, TimeoutError) as error:
+                        replies[node] = error  # the plan decides what may be resent
+                step = plan.send(replies)
         except StopIteration as stop:
             return stop.value
 
@@ -63,12 +63,10 @@ class ClusterChannel:
         return self._drive(run_on_cluster(self.router, commands, True))
 
 
-class AsyncClusterChannel:
+class AsyncClusterChannel(AsyncNodes):
     """Runs commands on the nodes serving their slots (asyncio; nodes in parallel)."""
 
-    def __init__(self, router, node_channel):
-        self.router = router
-        self._node_channel = node_channel
+    _node_channel = AsyncNodes._channel_at
 
     async def _drive(self, plan):
         try:
@@ -79,14 +77,14 @@ class AsyncClusterChannel:
                     step = plan.send(None)
                     continue
                 nodes = [node for node, _ in _pipelines(step)]
-                try:
-                    replies = await asyncio.gather(
-                        *[self._node_channel(node).pipeline(commands)
-                          for node, commands in _pipelines(step)])
-                except (ConnectionError, TimeoutError) as error:
-                    step = plan.throw(error)
-                else:
-                    step = plan.send(dict(zip(nodes, replies)))
+                replies = await asyncio.gather(
+                    *[self._node_channel(node).pipeline(commands)
+                      for node, commands in _pipelines(step)], return_exceptions=True)
+                for reply in replies:
+                    if isinstance(reply, BaseException) and not isinstance(
+                            reply, (ConnectionError, TimeoutError)):
+                        raise reply
+                step = plan.send(dict(zip(nodes, replies)))
         except StopIteration as stop:
             return stop.value
 
@@ -148,22 +146,18 @@ class DefaultClusterClient(ShardOperations, DefaultClient):
     def _channel(self, write):
         return self._cluster_channel
 
+    def _aio_state(self, loop):
+        """Per event loop: the cluster channel, with its channel to each node."""
+        seed = aio.connection_params(self._seed_pool)
+        return AsyncClusterChannel(self._router, lambda node: aio.channel_for(
+            dict(seed, host=node[0], port=node[1], cluster=True), loop))
+
     def _achannel(self, write):
-        loop = asyncio.get_running_loop()
-        if loop is not self._aio_loop:
-            self._aio_loop = loop
-            seed = aio.connection_params(self._seed_pool)
-            nodes: dict = {}
+        return self._aio.get()
 
-            def node_channel(node):
-                channel = nodes.get(node)
-                if channel is None:
-                    channel = nodes[node] = aio.channel_for(
-                        dict(seed, host=node[0], port=node[1], cluster=True), loop)
-                return channel
-
-            self._aio_cluster_channel = AsyncClusterChannel(self._router, node_channel)
-        return self._aio_cluster_channel
+    def _aio_channels(self) -> list:
+        state = self._aio.current()
+        return state.channels() if state is not None else []
 
     async def aget_lock(self, key, version=None, *args, client=None, **kwargs):
         """A valkey-py asyncio ``Lock`` on the node serving ``key``."""
