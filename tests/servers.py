@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -104,11 +105,39 @@ class Server:
                         "--tls-key-file", key, "--tls-ca-cert-file", cert,
                         "--tls-auth-clients", "no"]
         command += list(args)
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.STDOUT)
-        self._wait_ready()
+        self._argv = command
+        self.start()
         if replica_of is not None:
             self._wait_replicating()
+
+    def start(self):
+        """Start the process (again, on the same port and directory) and wait for it."""
+        self.process = subprocess.Popen(self._argv, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def kill(self):
+        """SIGKILL the process (no shutdown, no save) and reap it."""
+        self.process.kill()
+        self.process.wait()
+
+    def pause(self):
+        """SIGSTOP: the process holds its sockets and answers nothing."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        """SIGCONT after ``pause``."""
+        self.process.send_signal(signal.SIGCONT)
+
+    def restart(self, keep_data: bool = False):
+        """Kill the process and start it again on the same port; with ``keep_data`` it
+        saves first and loads that snapshot, otherwise it comes back empty."""
+        if keep_data:
+            self.command("SAVE")
+        else:
+            Path(self.dir, "dump.rdb").unlink(missing_ok=True)
+        self.kill()
+        self.start()
 
     @property
     def url(self) -> str:
@@ -154,6 +183,7 @@ class Server:
     def stop(self):
         """Stop the process and remove its directory."""
         if self.process.poll() is None:
+            self.resume()  # a paused process would not handle SIGTERM
             self.process.terminate()
             try:
                 self.process.wait(5)
