@@ -9,6 +9,7 @@ from django_valkey.cluster_cache.cache import ClusterValkeyCache as PeerClusterC
 from django_valkey_fast._slots import key_slot
 from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
 from tests.servers import Cluster
+from tests.writers import ContinuousWriters
 
 
 @pytest.fixture(scope="module")
@@ -133,36 +134,36 @@ def test_ask_redirection_during_a_slot_migration(cluster, cache):
         cache.delete(key)
 
 
-def test_primary_failure_is_survived(capsys):
+def test_primary_failure_under_continuous_writes(capsys):
+    """RECOVERY + no acknowledged write lost after the failover: sync and async
+    writers write without pause to keys of one primary's slots while that primary is
+    SIGKILLed. Both resume once its replica is promoted; every write acknowledged
+    after that is readable; the ones lost by the failover are counted and reported."""
     cluster = Cluster()
     try:
         cache = ClusterValkeyCache(cluster.url, {"OPTIONS": {"SOCKET_TIMEOUT": 1}})
         victim = cluster.primaries[1]
-        key = next(f"f{i}" for i in range(1000)
-                   if cluster.primary_for_slot(key_slot(f":1:f{i}")) is victim)
-        cache.set(key, "before")
-        victim.command("WAIT 1 1000")
-        victim.process.kill()
-        victim.process.wait()
-        killed = time.monotonic()
-        recovered = None
-        while time.monotonic() - killed < 60:
-            try:
-                cache.set(key, "after")
-                recovered = time.monotonic() - killed
-                break
-            except Exception:  # noqa: BLE001 - until a replica is promoted
-                time.sleep(0.2)
-        assert recovered is not None, "writes never resumed"
-        assert cache.get(key) == "after"
-
-        async def async_side():
-            await cache.aset(key, "async after")
-            return await cache.aget(key)
-
-        assert asyncio.run(async_side()) == "async after"
+        tag = next(f"t{i}" for i in range(1000)
+                   if cluster.primary_for_slot(key_slot(f"{{t{i}}}")) is victim)
+        writers = ContinuousWriters(cache, key_format="{{" + tag + "}}-{}-{}").start()
+        try:
+            deadline = time.monotonic() + 10
+            while writers.count() < 200 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            victim.kill()
+            killed = time.monotonic()
+            resumed = writers.wait_resumed(killed, timeout=60)
+            assert resumed is not None, "writes never resumed on both sides"
+            time.sleep(0.3)
+        finally:
+            writers.stop()
+        assert writers.longest_call < 20  # BOUNDED: each call gives up or succeeds
+        lost = writers.lost(cache.get_many, before=killed)
+        assert writers.lost(cache.get_many) == lost  # none lost after the failover
         with capsys.disabled():
-            print(f"\n[cluster failover] writes resumed {recovered:.1f}s after a primary died")
+            print(f"\n[cluster failover] sync+async writes resumed {resumed:.1f}s after a "
+                  f"primary died; {writers.count()} acknowledged, {lost} acknowledged before "
+                  f"the kill lost, {sum(writers.failed.values())} raised")
     finally:
         cluster.stop()
 

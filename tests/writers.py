@@ -1,0 +1,105 @@
+"""Continuous writers for failover tests: a sync thread and an asyncio thread write
+distinct keys to one cache without pause, and record which writes were acknowledged,
+which raised, and how long each call took."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+__all__ = ["ContinuousWriters"]
+
+
+class ContinuousWriters:
+    """Writes ``{key_format.format(side, n)}`` = n from a sync and an async thread."""
+
+    def __init__(self, cache, key_format: str = "w-{}-{}"):
+        self.cache = cache
+        self.key_format = key_format
+        self.acknowledged: dict = {"sync": [], "async": []}  # (key, time acknowledged)
+        self.failed: dict = {"sync": 0, "async": 0}
+        self.longest_call = 0.0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._sync_side, daemon=True),
+                         threading.Thread(target=lambda: asyncio.run(self._async_side()),
+                                          daemon=True)]
+
+    def start(self) -> "ContinuousWriters":
+        """Start both writers."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop both writers and wait for them."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def _record(self, side, key, started, ok):
+        now = time.monotonic()
+        self.longest_call = max(self.longest_call, now - started)
+        if ok:
+            self.acknowledged[side].append((key, now))
+        else:
+            self.failed[side] += 1
+
+    def _sync_side(self):
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            key, started = self.key_format.format("sync", n), time.monotonic()
+            try:
+                ok = self.cache.set(key, n) is True
+            except Exception:  # noqa: BLE001 - a failover in progress
+                ok = False
+                time.sleep(0.05)
+            self._record("sync", key, started, ok)
+
+    async def _async_side(self):
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            key, started = self.key_format.format("async", n), time.monotonic()
+            try:
+                ok = await self.cache.aset(key, n) is True
+            except Exception:  # noqa: BLE001 - a failover in progress
+                ok = False
+                await asyncio.sleep(0.05)
+            self._record("async", key, started, ok)
+
+    def resumed_after(self, moment: float):
+        """Seconds from ``moment`` to the first write acknowledged after it on *both*
+        sides, or None if one side has not resumed."""
+        firsts = []
+        for side in ("sync", "async"):
+            after = [at for _, at in self.acknowledged[side] if at > moment]
+            if not after:
+                return None
+            firsts.append(min(after))
+        return max(firsts) - moment
+
+    def wait_resumed(self, moment: float, timeout: float):
+        """Poll until both sides wrote after ``moment``; return the seconds it took."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resumed = self.resumed_after(moment)
+            if resumed is not None:
+                return resumed
+            time.sleep(0.05)
+        return None
+
+    def lost(self, read_many, before: float | None = None) -> int:
+        """How many acknowledged writes (before ``before``, if given) the cache no
+        longer holds; ``read_many(keys)`` returns the dict of those it holds."""
+        keys = [key for side in ("sync", "async") for key, at in self.acknowledged[side]
+                if before is None or at < before]
+        held = {}
+        for start in range(0, len(keys), 500):
+            held.update(read_many(keys[start:start + 500]))
+        return len(keys) - len(held)
+
+    def count(self) -> int:
+        """Acknowledged writes so far."""
+        return sum(len(acks) for acks in self.acknowledged.values())
