@@ -146,17 +146,8 @@ def test_primary_failure_under_continuous_writes(capsys):
         tag = next(f"t{i}" for i in range(1000)
                    if cluster.primary_for_slot(key_slot(f"{{t{i}}}")) is victim)
         writers = ContinuousWriters(cache, key_format="{{" + tag + "}}-{}-{}").start()
-        try:
-            deadline = time.monotonic() + 10
-            while writers.count() < 200 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            victim.kill()
-            killed = time.monotonic()
-            resumed = writers.wait_resumed(killed, timeout=60)
-            assert resumed is not None, "writes never resumed on both sides"
-            time.sleep(0.3)
-        finally:
-            writers.stop()
+        killed, resumed = writers.through(victim.kill, timeout=60)
+        assert resumed is not None, "writes never resumed on both sides"
         assert writers.longest_call < 20  # BOUNDED: each call gives up or succeeds
         lost = writers.lost(cache.get_many, before=killed)
         assert writers.lost(cache.get_many) == lost  # none lost after the failover

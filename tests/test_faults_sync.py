@@ -11,6 +11,7 @@ Each test names the invariant it protects in its docstring:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -371,6 +372,21 @@ def test_blocking_pool_serves_every_thread_while_connections_are_idle(make_cache
     assert clients <= 4
 
 
+@contextlib.contextmanager
+def _only_connection_busy(cache, server):
+    """Keep the cache's only connection busy: a thread's GET waits on a paused server."""
+    cache.set("k", "v")
+    server.pause()
+    busy = threading.Thread(target=_try, args=(lambda: cache.get("k"),))
+    try:
+        busy.start()
+        _wait_until(lambda: _channel(cache).idle_count() == 0, what="the busy connection")
+        yield
+    finally:
+        server.resume()
+        busy.join(10)
+
+
 def test_blocking_pool_times_out_when_every_connection_is_busy(make_cache, own_server):
     """POOL + BOUNDED: when all max_connections are busy (the server is paused with
     one command in flight), the next caller waits the pool's timeout, then raises
@@ -380,20 +396,12 @@ def test_blocking_pool_times_out_when_every_connection_is_busy(make_cache, own_s
         "CONNECTION_POOL_CLASS": "valkey.BlockingConnectionPool",
         "CONNECTION_POOL_KWARGS": {"max_connections": 1, "timeout": 0.5},
     })
-    cache.set("k", "v")
-    own_server.pause()
-    busy = threading.Thread(target=_try, args=(lambda: cache.get("k"),))
-    try:
-        busy.start()
-        _wait_until(lambda: _channel(cache).idle_count() == 0, what="the busy connection")
+    with _only_connection_busy(cache, own_server):
         started = time.monotonic()
         with pytest.raises(ConnectionInterrupted) as info:
             cache.get("k")
         assert "No connection available" in str(info.value)
         assert 0.4 < time.monotonic() - started < 2.5
-    finally:
-        own_server.resume()
-        busy.join(10)
     assert cache.get("k") == "v"
 
 
@@ -402,18 +410,10 @@ def test_plain_pool_refuses_past_max_connections(make_cache, own_server):
     a second concurrent caller at once, as valkey-py does."""
     cache = make_cache(LOCATION=own_server.url, OPTIONS={
         "SOCKET_TIMEOUT": 3, "CONNECTION_POOL_KWARGS": {"max_connections": 1}})
-    cache.set("k", "v")
-    own_server.pause()
-    busy = threading.Thread(target=_try, args=(lambda: cache.get("k"),))
-    try:
-        busy.start()
-        _wait_until(lambda: _channel(cache).idle_count() == 0, what="the busy connection")
+    with _only_connection_busy(cache, own_server):
         with pytest.raises(ConnectionInterrupted) as info:
             cache.get("k")
         assert "Too many connections" in str(info.value)
-    finally:
-        own_server.resume()
-        busy.join(10)
 
 
 def test_idle_connections_after_a_burst_are_closed(make_cache, server):

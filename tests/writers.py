@@ -100,6 +100,23 @@ class ContinuousWriters:
             held.update(read_many(keys[start:start + 500]))
         return len(keys) - len(held)
 
+    def through(self, fault, timeout: float):
+        """Write, run ``fault()`` once 200 writes are in, and keep writing until both
+        sides have resumed (plus a little more); return ``(fault time, seconds to
+        resume or None)``. The writers are stopped on return."""
+        try:
+            deadline = time.monotonic() + 10
+            while self.count() < 200 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            fault()
+            moment = time.monotonic()
+            resumed = self.wait_resumed(moment, timeout)
+            if resumed is not None:
+                time.sleep(0.3)  # some writes after the failover too
+            return moment, resumed
+        finally:
+            self.stop()
+
     def count(self) -> int:
         """Acknowledged writes so far."""
         return sum(len(acks) for acks in self.acknowledged.values())
