@@ -17,7 +17,9 @@ class ContinuousWriters:
     def __init__(self, cache, key_format: str = "w-{}-{}"):
         self.cache = cache
         self.key_format = key_format
-        self.acknowledged: dict = {"sync": [], "async": []}  # (key, time acknowledged)
+        # (key, call started, call returned): a call that started after a fault and
+        # was acknowledged certainly ran after it (its return may be recorded late).
+        self.acknowledged: dict = {"sync": [], "async": []}
         self.failed: dict = {"sync": 0, "async": 0}
         self.longest_call = 0.0
         self._stop = threading.Event()
@@ -41,7 +43,7 @@ class ContinuousWriters:
         now = time.monotonic()
         self.longest_call = max(self.longest_call, now - started)
         if ok:
-            self.acknowledged[side].append((key, now))
+            self.acknowledged[side].append((key, started, now))
         else:
             self.failed[side] += 1
 
@@ -70,11 +72,11 @@ class ContinuousWriters:
             self._record("async", key, started, ok)
 
     def resumed_after(self, moment: float):
-        """Seconds from ``moment`` to the first write acknowledged after it on *both*
-        sides, or None if one side has not resumed."""
+        """Seconds from ``moment`` until a call started after it was acknowledged, on
+        *both* sides, or None if one side has not resumed."""
         firsts = []
         for side in ("sync", "async"):
-            after = [at for _, at in self.acknowledged[side] if at > moment]
+            after = [done for _, started, done in self.acknowledged[side] if started > moment]
             if not after:
                 return None
             firsts.append(min(after))
@@ -91,10 +93,10 @@ class ContinuousWriters:
         return None
 
     def lost(self, read_many, before: float | None = None) -> int:
-        """How many acknowledged writes (before ``before``, if given) the cache no
-        longer holds; ``read_many(keys)`` returns the dict of those it holds."""
-        keys = [key for side in ("sync", "async") for key, at in self.acknowledged[side]
-                if before is None or at < before]
+        """How many acknowledged writes (started before ``before``, if given) the cache
+        no longer holds; ``read_many(keys)`` returns the dict of those it holds."""
+        keys = [key for side in ("sync", "async") for key, started, _ in self.acknowledged[side]
+                if before is None or started < before]
         held = {}
         for start in range(0, len(keys), 500):
             held.update(read_many(keys[start:start + 500]))
