@@ -47,6 +47,7 @@ _channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _channels_lock = threading.Lock()
 
 _POLLIN = select.POLLIN
+_monotonic = time.monotonic
 
 
 def channel_for(client) -> "Channel":
@@ -101,27 +102,29 @@ def _nothing():
 class _Link:
     """A connection with what the channel needs to check it cheaply before reuse."""
 
-    __slots__ = ("connection", "sock", "poller", "buffered", "since")
+    __slots__ = ("connection", "sock", "poll", "buffered", "since")
 
     def __init__(self, connection):
         self.connection = connection
         self.sock = None
-        self.poller = None
+        self.poll = None
         self.buffered = _nothing
         self.since = 0.0
 
     def bind(self) -> None:
         """Watch the connection's current socket (after a (re)connect)."""
         sock = self.sock = self.connection._sock
-        self.poller = select.poll()
+        poller = select.poll()
         if sock is not None:
-            self.poller.register(sock, _POLLIN)
+            poller.register(sock, _POLLIN)
+        self.poll = poller.poll
         self.buffered = _parser_buffer_check(self.connection._parser)
 
     def reusable(self) -> bool:
-        """Connected, nothing unread in the parser nor the socket (no EOF, no stray reply)."""
-        return (self.connection._sock is self.sock and self.sock is not None
-                and not self.poller.poll(0) and not self.buffered())
+        """Its socket is the one watched, and nothing waits unread in the socket (no
+        EOF, no stray reply) nor in the parser. (Inlined in ``Channel._acquire``.)"""
+        return (self.connection._sock is self.sock and not self.poll(0)
+                and not self.buffered())
 
 
 class Channel:
@@ -149,8 +152,8 @@ class Channel:
 
     # -- connections ---------------------------------------------------------------
 
-    def _acquire(self):
-        """``(link, reused)``: an idle connection that passes the check, or a new one."""
+    def _acquire(self) -> _Link:
+        """An idle connection that passes ``_Link.reusable``, or a new one."""
         idle = self._idle
         while True:
             try:
@@ -158,9 +161,10 @@ class Channel:
             except IndexError:
                 if self._blocking and not self._reserve():
                     continue  # a connection came back while we waited: take it
-                return self._new_link(), False
-            if link.reusable():
-                return link, True
+                return self._new_link()
+            # The hot path: ``link.reusable()``, inlined.
+            if link.connection._sock is link.sock and not link.poll(0) and not link.buffered():
+                return link
             self._close(link)
 
     def _reserve(self) -> bool:
@@ -213,17 +217,21 @@ class Channel:
     def _release(self, link: _Link) -> None:
         if link.connection._sock is not link.sock:
             link.bind()  # valkey-py reconnected it (health check)
-        now = link.since = time.monotonic()
+        now = link.since = _monotonic()
         idle = self._idle
         idle.append(link)
+        try:
+            stale = now - idle[0].since > self.idle_timeout
+        except IndexError:  # all taken meanwhile by other threads
+            stale = False
+        if self._waiting or stale:
+            self._after_release(now, stale)
+
+    def _after_release(self, now: float, stale: bool) -> None:
         if self._waiting:
             with self._lock:
                 self._returned.notify()
-        try:
-            oldest = idle[0].since
-        except IndexError:  # all taken meanwhile by other threads
-            return
-        if now - oldest > self.idle_timeout:
+        if stale:
             self._close_stale(now)
 
     def _close_stale(self, now: float) -> None:
@@ -295,7 +303,7 @@ class Channel:
         """Run ``packed`` on a connection; resend it at most once, and only when the
         at-most-once rule allows (``commands`` are what ``packed`` holds)."""
         for attempt in (0, 1):
-            link, _ = self._acquire()
+            link = self._acquire()
             try:
                 result = self._roundtrip(link.connection, packed, replies)
             except ReadOnlyError:
