@@ -26,6 +26,10 @@ class Reader:
             self._position = 0
         self._buffer += data
 
+    def has_data(self) -> bool:
+        """Whether bytes were fed that no ``gets`` has returned yet."""
+        return self._position < len(self._buffer)
+
     def gets(self):
         """Return the next complete reply, or False if it has not all arrived."""
         start = self._position

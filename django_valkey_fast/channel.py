@@ -18,8 +18,8 @@ Guarantees (docs/reliability.md):
   ``ConnectionError("No connection available.")``; a plain ``ConnectionPool``
   raises ``Too many connections`` at once, as valkey-py does.
 - **Idle policy.** A connection idle for more than ``idle_timeout`` seconds (300) is
-  closed the next time the channel is used, so a burst does not keep its connections
-  open forever.
+  closed when the next connection is given back to the channel, so a burst does not
+  keep its connections open forever.
 
 Channels are process-wide (one per pool) and forgotten in a forked child, whose
 parent's sockets it must neither use nor close.
@@ -38,15 +38,14 @@ from valkey.connection import BlockingConnectionPool
 from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 from django_valkey_fast._wire import pack_command, pack_commands
-from django_valkey_fast.exceptions import CommandNotSent
-from django_valkey_fast.retry import may_resend
+from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout
+from django_valkey_fast.retry import may_resend, refused_everywhere
 
 __all__ = ["Channel", "channel_for", "channel_for_pool"]
 
 _channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _channels_lock = threading.Lock()
 
-_POLLIN = select.POLLIN
 _monotonic = time.monotonic
 
 
@@ -114,17 +113,27 @@ class _Link:
     def bind(self) -> None:
         """Watch the connection's current socket (after a (re)connect)."""
         sock = self.sock = self.connection._sock
-        poller = select.poll()
-        if sock is not None:
-            poller.register(sock, _POLLIN)
-        self.poll = poller.poll
-        self.buffered = _parser_buffer_check(self.connection._parser)
+        self.poll = _readable_check(sock)
+        parser_holds_data = _parser_buffer_check(self.connection._parser)
+        if hasattr(sock, "pending"):  # TLS: bytes decrypted but not read yet
+            self.buffered = lambda: parser_holds_data() or sock.pending()
+        else:
+            self.buffered = parser_holds_data
 
-    def reusable(self) -> bool:
-        """Its socket is the one watched, and nothing waits unread in the socket (no
-        EOF, no stray reply) nor in the parser. (Inlined in ``Channel._acquire``.)"""
-        return (self.connection._sock is self.sock and not self.poll(0)
-                and not self.buffered())
+
+def _readable_check(sock):
+    """``check(0)``: whether ``sock`` has something to read (bytes, EOF, an error)."""
+    if sock is None:
+        return _nothing_ready
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return poller.poll
+    return lambda timeout: select.select([sock], [], [], timeout)[0]  # no poll (Windows)
+
+
+def _nothing_ready(timeout):
+    return []
 
 
 class Channel:
@@ -144,6 +153,8 @@ class Channel:
         self._reset()
 
     def _reset(self) -> None:
+        # ``_idle`` is only ever changed in place (pop, append, remove): threads keep a
+        # reference to it across waits.
         self._idle: list = []
         self._lock = threading.Lock()
         self._returned = threading.Condition(self._lock)
@@ -153,33 +164,33 @@ class Channel:
     # -- connections ---------------------------------------------------------------
 
     def _acquire(self) -> _Link:
-        """An idle connection that passes ``_Link.reusable``, or a new one."""
+        """An idle connection that passes the reuse check, or a new one."""
         idle = self._idle
+        deadline = None
         while True:
             try:
                 link = idle.pop()
             except IndexError:
-                if self._blocking and not self._reserve():
-                    continue  # a connection came back while we waited: take it
+                if self._blocking:
+                    if deadline is None and self._wait_timeout is not None:
+                        deadline = _monotonic() + self._wait_timeout
+                    if not self._reserve(deadline):
+                        continue  # a connection came back while we waited: take it
                 return self._new_link()
-            # The hot path: ``link.reusable()``, inlined.
+            # Reusable: its socket is the one watched, and nothing waits unread in the
+            # socket (no EOF, no stray reply) nor in the parser.
             if link.connection._sock is link.sock and not link.poll(0) and not link.buffered():
                 return link
             self._close(link)
 
-    def _reserve(self) -> bool:
+    def _reserve(self, deadline) -> bool:
         """Wait (blocking pools) until a connection may be opened (True) or an idle one
-        is back (False); raise ``ConnectionError`` after the pool's ``timeout``."""
+        is back (False); raise ``ConnectionError`` at ``deadline`` (the pool's timeout)."""
         with self._lock:
-            if self._open < self._limit:
-                self._open += 1
-                return True
             self._waiting += 1
             try:
-                deadline = None if self._wait_timeout is None else (
-                    time.monotonic() + self._wait_timeout)
                 while not self._idle and self._open >= self._limit:
-                    remaining = None if deadline is None else deadline - time.monotonic()
+                    remaining = None if deadline is None else deadline - _monotonic()
                     if remaining is not None and remaining <= 0:
                         raise CommandNotSent("No connection available.")
                     self._returned.wait(remaining)
@@ -196,16 +207,19 @@ class Channel:
                 self._open += 1
         try:
             connection = self.pool.get_connection("_")
-        except (ConnectionError, OSError) as error:
+        except BaseException as error:
             self._forget_one()
-            if type(error) in (ConnectionError, OSError):  # not AuthenticationError...
+            if type(error) in (ConnectionError, OSError):  # refused, reset: nothing sent
                 raise CommandNotSent(str(error)) from error
-            raise
-        except BaseException:
-            self._forget_one()
-            raise
+            if type(error) in (TimeoutError, socket.timeout):
+                raise ConnectTimeout(f"Timeout connecting: {error}") from error
+            raise  # AuthenticationError, BusyLoadingError, ... as valkey-py raised them
         link = _Link(connection)
-        link.bind()
+        try:
+            link.bind()
+        except BaseException:
+            self._close(link)
+            raise
         return link
 
     def _forget_one(self) -> None:
@@ -219,31 +233,44 @@ class Channel:
             link.bind()  # valkey-py reconnected it (health check)
         now = link.since = _monotonic()
         idle = self._idle
-        idle.append(link)
+        if self._blocking:
+            # Append and wake under the lock, so that a waiter never misses a link
+            # (free-threaded builds included).
+            with self._lock:
+                idle.append(link)
+                if self._waiting:
+                    self._returned.notify()
+        else:
+            idle.append(link)
         try:
             stale = now - idle[0].since > self.idle_timeout
         except IndexError:  # all taken meanwhile by other threads
-            stale = False
-        if self._waiting or stale:
-            self._after_release(now, stale)
-
-    def _after_release(self, now: float, stale: bool) -> None:
-        if self._waiting:
-            with self._lock:
-                self._returned.notify()
+            return
         if stale:
             self._close_stale(now)
 
     def _close_stale(self, now: float) -> None:
+        """Close the connections idle for more than ``idle_timeout`` (the oldest are
+        at the bottom of the LIFO)."""
+        stale = []
         with self._lock:
-            stale = []
-            while self._idle and now - self._idle[0].since > self.idle_timeout:
-                stale.append(self._idle.pop(0))
+            idle = self._idle
+            while idle:
+                oldest = idle[0]
+                if now - oldest.since <= self.idle_timeout:
+                    break
+                try:
+                    idle.remove(oldest)
+                except ValueError:  # taken by another thread meanwhile
+                    continue
+                if now - oldest.since > self.idle_timeout:
+                    stale.append(oldest)
+                else:  # taken and given back meanwhile: still fresh
+                    idle.append(oldest)
+                    if self._waiting:
+                        self._returned.notify()
         for link in stale:
-            if now - link.since > self.idle_timeout:
-                self._close(link)
-            else:  # taken and given back meanwhile: still fresh
-                self._idle.append(link)
+            self._close(link)
 
     def _close(self, link: _Link) -> None:
         try:
@@ -257,14 +284,10 @@ class Channel:
     def _roundtrip(self, connection, packed: bytes, replies):
         # ``replies`` is None for one command, else the length of a pipeline.
         sock = connection._sock
+        if sock is None or connection.health_check_interval:
+            sock = self._ready(connection)
         try:
-            if sock is None:
-                connection.connect()
-                connection.send_packed_command(packed, check_health=False)
-            elif connection.health_check_interval:
-                connection.send_packed_command(packed)  # checks health first
-            else:
-                sock.sendall(packed)
+            sock.sendall(packed)
         except (ConnectionError, TimeoutError, OSError) as error:
             where = connection._host_error()
             if isinstance(error, (socket.timeout, TimeoutError)):
@@ -286,8 +309,28 @@ class Channel:
             if isinstance(result, Exception) and (
                 isinstance(result, ReadOnlyError) or not isinstance(result, ResponseError)
             ):
+                result.pipeline_replies = results  # for the read-only resend rule
                 raise result
         return results
+
+    @staticmethod
+    def _ready(connection):
+        """Connect (if needed) and run valkey-py's health check (if configured): all
+        before anything of the command is written."""
+        try:
+            if connection._sock is None:
+                connection.connect()
+            elif connection.health_check_interval:
+                connection.check_health()  # a PING if the interval has passed
+                connection.next_health_check = _monotonic() + connection.health_check_interval
+        except BaseException as error:
+            connection.disconnect()
+            if type(error) in (ConnectionError, OSError):
+                raise CommandNotSent(str(error)) from error
+            if type(error) in (TimeoutError, socket.timeout):
+                raise ConnectTimeout(f"Timeout connecting: {error}") from error
+            raise
+        return connection._sock
 
     @staticmethod
     def _read(connection, parser):
@@ -306,12 +349,16 @@ class Channel:
             link = self._acquire()
             try:
                 result = self._roundtrip(link.connection, packed, replies)
-            except ReadOnlyError:
+            except ReadOnlyError as error:
                 # A write reached a replica, which refused it: after a failover this
-                # connection points at the demoted primary. Reconnect (Sentinel names
-                # the new one) and retry once.
+                # connection points at the demoted primary, and so may the idle ones.
+                # Reconnect (Sentinel names the new primary) and retry once, if no
+                # write of a pipeline ran before the refusal.
                 self._close(link)
-                if attempt:
+                self.disconnect()
+                refused = getattr(error, "pipeline_replies", None)
+                if attempt or (refused is not None and not refused_everywhere(
+                        commands, refused, ReadOnlyError)):
                     raise
             except ResponseError:
                 self._release(link)
@@ -340,8 +387,12 @@ class Channel:
 
     def disconnect(self):
         """Close the idle connections (they are reopened on next use)."""
-        idle, self._idle = self._idle, []
-        for link in idle:
+        idle = self._idle
+        while True:
+            try:
+                link = idle.pop()
+            except IndexError:
+                return
             self._close(link)
 
     def idle_count(self) -> int:

@@ -17,7 +17,7 @@ from valkey.exceptions import (
 )
 
 from django_valkey_fast._slots import SLOTS, key_slot
-from django_valkey_fast.retry import may_resend
+from django_valkey_fast.retry import CommandNotSent, may_resend
 from django_valkey_fast.sharding import ShardRouter
 
 __all__ = ["ClusterRouter", "run_on_cluster"]
@@ -119,8 +119,10 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
         for node, entries in per_node.items():
             replies = results[node]
             if isinstance(replies, BaseException):  # the node's connection failed
-                if isinstance(replies, TimeoutError) or not may_resend(
-                        replies, [command for part, command in entries if part is not None]):
+                commands_sent = [command for part, command in entries if part is not None]
+                timed_out = isinstance(replies, TimeoutError) and not isinstance(
+                    replies, CommandNotSent)  # a connect timeout sent nothing
+                if timed_out or not may_resend(replies, commands_sent):
                     raise replies
                 error = replies
                 continue

@@ -6,10 +6,11 @@ compiled and the pure-Python build raise the same types with the same messages.
 
 from __future__ import annotations
 
-from valkey.exceptions import ConnectionError
+from valkey.exceptions import ConnectionError, TimeoutError
 
 __all__ = [
     "CommandNotSent",
+    "ConnectTimeout",
     "CompressorError",
     "ConnectionInterrupted",
     "DecodeError",
@@ -36,7 +37,9 @@ class ConnectionInterrupted(Exception):
         if cause is None:
             return "Valkey connection interrupted"
         # CommandNotSent is valkey-py's ConnectionError with a promise attached.
-        name = "ConnectionError" if isinstance(cause, CommandNotSent) else type(cause).__name__
+        name = type(cause).__name__
+        if isinstance(cause, CommandNotSent):
+            name = "TimeoutError" if isinstance(cause, TimeoutError) else "ConnectionError"
         return f"Valkey {name}: {cause}"
 
 
@@ -66,10 +69,17 @@ def interrupted(cause: BaseException, connection=None) -> ConnectionInterrupted:
 class CommandNotSent(ConnectionError):
     """The command never reached the server, so sending it again cannot run it twice.
 
-    Raised by the channels when a connection is found dead before writing, cannot be
-    opened, or fails while a single command is being written. It is a valkey-py
-    ``ConnectionError``: callers that catch that catch this too.
+    Raised by the channels when a connection cannot be opened, or fails while a
+    single command is being written, or drops while the command still waits in the
+    asyncio write queue. (A pooled connection found dead before writing is replaced
+    silently.) It is a valkey-py ``ConnectionError``: callers that catch that catch
+    this too.
     """
+
+
+class ConnectTimeout(CommandNotSent, TimeoutError):
+    """Opening a connection timed out: a valkey-py ``TimeoutError`` (as callers
+    expect) that is also a :class:`CommandNotSent` (nothing was sent)."""
 
 
 class CompressorError(Exception):

@@ -1,10 +1,11 @@
 """The at-most-once rule: when a command may be sent to the server again.
 
 A command that changes data runs at most once. After a failure it is sent again only
-when it provably never reached the server (:class:`CommandNotSent`: the connection
-was found dead before writing, connecting failed, or the write of a single command
-failed, which leaves the server a partial command it never runs), or when it only
-reads (a read that ran twice gives the same answer). A written write whose reply was
+when it provably never reached the server (:class:`CommandNotSent`: connecting
+failed, the write of a single command failed, which leaves the server a partial
+command it never runs, or the command still waited in the asyncio write queue when
+the connection dropped; a pooled connection found dead *before* writing is replaced
+before the command is sent at all), or when it only reads (a read that ran twice gives the same answer). A written write whose reply was
 lost raises instead: it may have run, and running it again could apply it twice.
 
 The sync channel, the asyncio channel and the cluster plan all ask this module.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from django_valkey_fast.exceptions import CommandNotSent
 
-__all__ = ["CommandNotSent", "READ_ONLY", "may_resend", "reads_only"]
+__all__ = ["CommandNotSent", "READ_ONLY", "may_resend", "reads_only", "refused_everywhere"]
 
 # Commands that never change data: sending one again is harmless. Names as the
 # operation plans spell them (upper case str); anything else counts as a write.
@@ -38,6 +39,14 @@ def reads_only(commands) -> bool:
 
 def _upper(name) -> str:
     return (name.decode("latin-1") if isinstance(name, bytes) else name).upper()
+
+
+def refused_everywhere(commands, replies, refusal) -> bool:
+    """Whether every write of ``commands`` got the ``refusal`` error reply (a type,
+    e.g. ``ReadOnlyError``), so that none of them ran and the pipeline may be sent
+    again; a pipeline in which some write ran before the refusal may not."""
+    return all(isinstance(reply, refusal) for command, reply in zip(commands, replies)
+               if not reads_only((command,)))
 
 
 def may_resend(error: BaseException, commands) -> bool:

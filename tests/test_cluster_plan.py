@@ -145,3 +145,28 @@ def test_moved_and_ask_are_followed_per_command():
     assert (C, commands[0]) in cluster.ran  # MOVED: to the new owner
     asking = cluster.ran.index((A, ("ASKING",)))  # ASK: ASKING, then the command
     assert cluster.ran[asking + 1] == (A, commands[1])
+
+
+def test_a_connect_timeout_is_resent_after_a_refresh():
+    """A node whose connection could not be opened in time sent nothing
+    (ConnectTimeout): its parts are sent again, once the slot map is refreshed."""
+    from django_valkey_fast.exceptions import ConnectTimeout
+
+    a, b, c = keys_on_every_node()
+    commands = [("SET", a, 1), ("SET", b, 2)]
+    cluster = Cluster(fail={B: [ConnectTimeout("connect timed out")]})
+    assert cluster.drive(run_on_cluster(router(), commands, True)) == [b"OK"] * 2
+    assert sorted(cluster.ran) == sorted([(A, commands[0]), (B, commands[1])])
+
+
+def test_a_pipeline_is_resent_after_readonly_only_if_no_write_ran():
+    """AT-MOST-ONCE after a failover: a pipeline whose every write was refused
+    (READONLY) may be sent again; one in which a write ran before the refusal may not."""
+    from valkey.exceptions import ReadOnlyError
+
+    from django_valkey_fast.retry import refused_everywhere
+
+    commands = [("SET", "a", 1), ("GET", "a"), ("SET", "b", 2)]
+    refused = ReadOnlyError("READONLY")
+    assert refused_everywhere(commands, [refused, b"1", refused], ReadOnlyError)
+    assert not refused_everywhere(commands, [b"OK", b"1", refused], ReadOnlyError)

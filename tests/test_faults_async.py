@@ -363,3 +363,46 @@ async def test_server_restart_is_survived_by_reads_and_writes(make_cache):
         assert await cache.aincr("n") == 2
     finally:
         own.stop()
+
+
+async def test_commands_queued_when_the_connection_closes_are_sent_again(make_cache):
+    """AT-MOST-ONCE, the other half: when the shared connection is closed with
+    commands still queued for the next write, those never left the process and are
+    sent again on a new connection; only a command already written may fail."""
+    cache = make_cache()
+    await cache.aset("warm", 0)
+    channel = cache.client._achannel(True)
+    tasks = [asyncio.create_task(cache.aset(f"q{n}", n)) for n in range(50)]
+    await asyncio.sleep(0)  # the first is written, the others are queued
+    channel._connection.close()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) <= 1
+    assert all(isinstance(r, ConnectionInterrupted) for r in failed)
+    stored = await cache.aget_many([f"q{n}" for n in range(50)])
+    assert len(stored) >= 49
+
+
+async def test_a_partial_stray_reply_closes_the_connection():
+    """OWN-REPLY: bytes that arrive while no command waits, even part of a reply,
+    close the connection, so they can never become the next command's answer."""
+    from django_valkey_fast.async_cache.channel import RespConnection
+
+    class Transport(asyncio.Transport):
+        def __init__(self):
+            super().__init__()
+            self.closing = False
+
+        def write(self, data):
+            pass
+
+        def is_closing(self):
+            return self.closing
+
+        def close(self):
+            self.closing = True
+
+    connection = RespConnection(asyncio.get_running_loop())
+    connection.connection_made(Transport())
+    connection.data_received(b"$5\r\nst")
+    assert connection.closed

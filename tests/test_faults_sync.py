@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 
@@ -466,3 +467,66 @@ def test_connection_errors_keep_valkey_py_types(make_cache, own_server):
         cache.get("k")
     own_server.start()
     assert os.getpid() and cache.get("k") is None
+
+
+@pytest.mark.parametrize("pool_options", [
+    {},
+    {"CONNECTION_POOL_CLASS": "valkey.BlockingConnectionPool",
+     "CONNECTION_POOL_KWARGS": {"max_connections": 2, "timeout": 20}},
+], ids=["ConnectionPool", "BlockingConnectionPool"])
+def test_disconnect_while_threads_work_never_shares_a_connection(make_cache, pool_options):
+    """OWN-REPLY + POOL: idle connections closed (``disconnect``) over and over while 8
+    threads work (with a blocking pool, most of them waiting for a connection): no
+    connection is ever handed to two threads (each reads its own values), and the
+    channel's count of open connections stays exact."""
+    cache = make_cache(OPTIONS=pool_options)
+    cache.set("warm", 1)
+    channel = _channel(cache)
+    stop = threading.Event()
+    errors = []
+
+    def work(n):
+        for i in range(300):
+            cache.set(f"d{n}", (n, i))
+            got = cache.get(f"d{n}")
+            if got != (n, i):
+                errors.append((n, i, got))
+
+    def disconnector():
+        while not stop.is_set():
+            channel.disconnect()
+
+    closer = threading.Thread(target=disconnector)
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: shake out check-then-act races
+    try:
+        closer.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        stop.set()
+        closer.join(10)
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert channel.open_count() == channel.idle_count() >= 0
+
+
+def test_the_reuse_check_works_without_poll(monkeypatch):
+    """OWN-REPLY where ``select.poll`` does not exist (Windows): the reuse check falls
+    back to ``select.select`` and still sees unread bytes and EOF."""
+    import select
+    import socket
+
+    from django_valkey_fast.channel import _readable_check
+
+    monkeypatch.delattr(select, "poll")
+    left, right = socket.socketpair()
+    with left, right:
+        check = _readable_check(left)
+        assert not check(0)
+        right.sendall(b"+stray\r\n")
+        _wait_until(lambda: bool(check(0)), what="the stray bytes")
+    assert not _readable_check(None)(0)

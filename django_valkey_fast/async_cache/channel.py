@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import os
 import ssl as ssl_module
 import threading
 
@@ -35,8 +36,8 @@ from valkey.exceptions import (
 )
 
 from django_valkey_fast._wire import pack_command, pack_commands
-from django_valkey_fast.exceptions import CommandNotSent
-from django_valkey_fast.retry import may_resend
+from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout
+from django_valkey_fast.retry import may_resend, refused_everywhere
 
 try:
     from libvalkey import Reader
@@ -88,8 +89,9 @@ class RespConnection(asyncio.Protocol):
                     waiters.popleft()
                     if not waiter[0].done():
                         waiter[0].set_result(replies)
-        if not waiters and reader.gets() is not False:
-            # A reply that no command asked for: what follows would be out of step.
+        if not waiters and reader.has_data():
+            # Bytes (even part of a reply) that no command asked for: what follows
+            # would be out of step.
             self._fail(ConnectionError("Unexpected reply from the server; connection closed"))
             self.close()
             return
@@ -107,7 +109,7 @@ class RespConnection(asyncio.Protocol):
 
         If the connection is lost before the reply, the future's error is
         :class:`CommandNotSent` when ``packed`` was never written."""
-        if self.closed:
+        if self.closed or self._transport.is_closing():
             raise CommandNotSent(_CLOSED)
         future = self._loop.create_future()
         waiters = self._waiters
@@ -127,10 +129,12 @@ class RespConnection(asyncio.Protocol):
 
     def _flush(self):
         self._flush_scheduled = False
+        if self.closed:
+            return  # what is still pending was never written: _fail says so
         pending = self._pending
-        if pending and not self.closed:
+        if pending:
             self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-        pending.clear()
+            pending.clear()
 
     # -- timeouts and failure -----------------------------------------------------------
 
@@ -258,7 +262,7 @@ async def _connect(loop, params: dict, host=None, port=None) -> "RespConnection"
     try:
         return await asyncio.wait_for(_open_connection(loop, params, host, port), timeout)
     except asyncio.TimeoutError:
-        raise TimeoutError(f"Timeout connecting to {where}") from None
+        raise ConnectTimeout(f"Timeout connecting to {where}") from None
     except OSError as error:  # nothing was sent
         raise CommandNotSent(f"Error connecting to {where}: {error}") from error
 
@@ -403,9 +407,11 @@ class AsyncChannel:
                 pipeline and any(isinstance(r, ReadOnlyError) for r in reply)
             ):
                 # A write reached a replica, which refused it: the primary failed
-                # over. Reconnect (Sentinel names the new primary) and retry once.
+                # over. Reconnect (Sentinel names the new primary) and retry once, if
+                # no write of a pipeline ran before the refusal.
                 connection.close()
-                if not attempt:
+                if not attempt and (not pipeline or refused_everywhere(
+                        commands, reply, ReadOnlyError)):
                     continue
             return reply
         raise AssertionError("unreachable")
@@ -425,8 +431,10 @@ class AsyncChannel:
         replies = await self._send(self.pack_commands(commands), len(commands), True,
                                    commands)
         for reply in replies:
-            if isinstance(reply, Exception) and not isinstance(reply, ResponseError):
-                raise reply
+            if isinstance(reply, Exception) and (
+                isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
+            ):
+                raise reply  # as the sync channel does
         return replies
 
     def close(self):
@@ -455,6 +463,18 @@ def _retrieve(task) -> None:
 # swept (their sockets closed) when a new loop first asks for a channel.
 _registry: dict = {}
 _registry_lock = threading.Lock()
+
+
+def _forget_loops_in_child() -> None:
+    # A forked child runs none of the parent's loops and must not touch their sockets;
+    # a lock a parent thread held at fork time would never be released.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _registry.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loops_in_child)
 
 
 def _settings_key(params: dict):

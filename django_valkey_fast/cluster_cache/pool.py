@@ -7,6 +7,7 @@ process-wide pool per cluster node, made from the seed URL's settings.
 
 from __future__ import annotations
 
+import os
 import threading
 
 
@@ -16,6 +17,16 @@ __all__ = ["ClusterConnectionFactory"]
 
 _node_pools: dict = {}
 _node_pools_lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    # A lock a parent thread held at fork time would never be released in the child.
+    global _node_pools_lock
+    _node_pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class ClusterConnectionFactory(ConnectionFactory):
