@@ -167,25 +167,30 @@ def test_a_stray_reply_is_never_served_to_the_next_command(make_cache, proxy):
         assert cache.get("a") == "value of a"
 
 
-def test_many_threads_each_read_their_own_values(make_cache):
-    """OWN-REPLY: 16 threads sharing one backend each write and read back their own
-    keys 300 times; every read returns that thread's own value."""
-    cache = make_cache()
+def _threads_read_their_own(cache, prefix, threads, rounds=300) -> list:
+    """Run ``threads`` threads that each write then read their own key ``rounds``
+    times on ``cache``; return the reads that were not the thread's own value."""
     errors = []
 
     def work(n):
-        for i in range(300):
-            cache.set(f"t{n}", (n, i))
-            got = cache.get(f"t{n}")
+        for i in range(rounds):
+            cache.set(f"{prefix}{n}", (n, i))
+            got = cache.get(f"{prefix}{n}")
             if got != (n, i):
                 errors.append((n, i, got))
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    return errors
+
+
+def test_many_threads_each_read_their_own_values(make_cache):
+    """OWN-REPLY: 16 threads sharing one backend each write and read back their own
+    keys 300 times; every read returns that thread's own value."""
+    assert _threads_read_their_own(make_cache(), "t", threads=16) == []
 
 
 # -- BOUNDED and RECOVERY ---------------------------------------------------------------
@@ -483,29 +488,17 @@ def test_disconnect_while_threads_work_never_shares_a_connection(make_cache, poo
     cache.set("warm", 1)
     channel = _channel(cache)
     stop = threading.Event()
-    errors = []
-
-    def work(n):
-        for i in range(300):
-            cache.set(f"d{n}", (n, i))
-            got = cache.get(f"d{n}")
-            if got != (n, i):
-                errors.append((n, i, got))
 
     def disconnector():
         while not stop.is_set():
             channel.disconnect()
 
     closer = threading.Thread(target=disconnector)
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads often: shake out check-then-act races
     try:
         closer.start()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        errors = _threads_read_their_own(cache, "d", threads=8)
     finally:
         stop.set()
         closer.join(10)
