@@ -77,7 +77,9 @@ cdef class KeyMaker:
         if type(key) is _CacheKey:
             return str(key)
         if self.default_key_func:
-            if version is None or version == self.version:
+            # Only the very same version value: 1.0 and True are keys of their own.
+            if version is None or (version == self.version
+                                   and type(version) is type(self.version)):
                 if type(key) is str:
                     made = self._head + <str>key
                 else:

@@ -45,7 +45,9 @@ class KeyMaker:
         if type(key) is CacheKey:
             return str(key)
         if self.default_key_func:
-            if version is None or version == self.version:
+            # Only the very same version value: 1.0 and True are keys of their own.
+            if version is None or (version == self.version
+                                   and type(version) is type(self.version)):
                 made = self._head + key if type(key) is str else self._head + f"{key}"
             else:
                 made = f"{self.prefix}:{version}:{key}"

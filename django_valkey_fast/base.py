@@ -103,10 +103,10 @@ def prepared(kind, params: dict, build):
 
     Forgotten whenever Django signals a settings change (``override_settings``)."""
     key = (kind, repr(params))
-    try:
-        return _prepared[key]
-    except KeyError:
-        return _prepared.setdefault(key, build())
+    found = _prepared.get(key)
+    if found is None:  # (built outside an except block: no KeyError chained to its errors)
+        found = _prepared.setdefault(key, build())
+    return found
 
 
 def _forget_prepared(**kwargs):

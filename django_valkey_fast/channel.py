@@ -56,14 +56,14 @@ def channel_for(client) -> "Channel":
 
 def channel_for_pool(pool) -> "Channel":
     """Return the process-wide channel of a valkey-py connection pool."""
-    try:
-        return _channels[pool]
-    except KeyError:
-        with _channels_lock:
-            channel = _channels.get(pool)
-            if channel is None:
-                channel = _channels[pool] = Channel(pool)
-            return channel
+    channel = _channels.get(pool)
+    if channel is not None:
+        return channel
+    with _channels_lock:
+        channel = _channels.get(pool)
+        if channel is None:
+            channel = _channels[pool] = Channel(pool)
+        return channel
 
 
 def _forget_connections():
@@ -171,6 +171,8 @@ class Channel:
             try:
                 link = idle.pop()
             except IndexError:
+                link = None
+            if link is None:  # (outside the except block: no IndexError chained to errors)
                 if self._blocking:
                     if deadline is None and self._wait_timeout is not None:
                         deadline = _monotonic() + self._wait_timeout

@@ -24,7 +24,7 @@ import types
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django_valkey_fast.operations import Operations, operation
+from django_valkey_fast.operations import Operations, operation, seconds_number
 
 __all__ = ["HerdOperations", "Marker"]
 
@@ -87,7 +87,9 @@ class HerdOperations(Operations):
         return unpacked, False
 
     def _seconds(self, timeout):
-        return self.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
+        if timeout is DEFAULT_TIMEOUT:
+            return self.default_timeout
+        return None if timeout is None else seconds_number(timeout)
 
     def _herded(self, value, timeout):
         """``(stored value, stored timeout)`` for a herd write."""

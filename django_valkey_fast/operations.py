@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import builtins
 import datetime
+import decimal
 import hashlib
 import inspect
+import numbers
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from valkey.exceptions import NoScriptError, ResponseError
@@ -63,6 +65,22 @@ SCRIPT_INCR = Script(
     "return redis.call('INCRBY', KEYS[1], ARGV[1]) end return false"
 )
 SCRIPT_INCR_OR_CREATE = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+
+
+def seconds_number(timeout):
+    """A timeout as a number of seconds, as Django's ``RedisCache`` reads it: numbers
+    as they are (fractions kept, as django-valkey keeps them: PX has milliseconds),
+    anything else through ``int()``
+    (``"10"`` is 10 s). What ``int()`` refuses is a programming error: ``TypeError`` or
+    ``ValueError``, raised before anything is sent, never swallowed by
+    ``IGNORE_EXCEPTIONS``."""
+    if isinstance(timeout, (numbers.Real, decimal.Decimal)):
+        return timeout
+    try:
+        return int(timeout)
+    except (TypeError, ValueError) as error:
+        raise type(error)(
+            f"A cache timeout is a number of seconds or None, not {timeout!r}") from None
 
 
 def _seconds(timeout):
@@ -113,7 +131,7 @@ class Operations:
             timeout = self.default_timeout
         if timeout is None:
             return None
-        return int(timeout * 1000)
+        return int(seconds_number(timeout) * 1000)
 
     def _encode_for(self, key, value):
         try:

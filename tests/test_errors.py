@@ -222,3 +222,65 @@ def test_pickle_version_checks(make_cache):
     cache = make_cache(OPTIONS={"PICKLE_VERSION": 2})
     cache.set("k", {"a": 1})
     assert cache.client.get_client().get(":1:k")[:2] == b"\x80\x02"
+
+
+def _chain(error):
+    """Every exception in ``error``'s cause/context chain."""
+    seen = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
+
+
+def test_a_connection_failure_chains_no_internal_exceptions(make_cache):
+    """The traceback of a down server holds only the failure itself: no internal
+    cache-miss KeyError or empty-pool IndexError chained in front of it (sync and
+    async, first call of a fresh configuration)."""
+    import asyncio
+
+    location = f"valkey://127.0.0.1:{free_port()}/0"
+    cache = make_cache(LOCATION=location, OPTIONS={"SOCKET_CONNECT_TIMEOUT": 0.5,
+                                                   "CLIENT_CLASS": "django_valkey_fast.client.DefaultClient"})
+    with pytest.raises(ConnectionInterrupted) as info:
+        cache.get("k")
+    assert not [e for e in _chain(info.value) if isinstance(e, (KeyError, IndexError))]
+
+    async def async_side():
+        with pytest.raises(ConnectionInterrupted) as async_info:
+            await make_cache(LOCATION=location, KEY_PREFIX="fresh").aget("k")
+        return async_info.value
+
+    chained = _chain(asyncio.run(async_side()))
+    assert not [e for e in chained if isinstance(e, (KeyError, IndexError))]
+
+
+@pytest.mark.parametrize("client_class", ["django_valkey_fast.client.DefaultClient",
+                                          "django_valkey_fast.client.HerdClient"])
+def test_timeouts_of_every_type_django_accepts(make_cache, client_class):
+    """A timeout is read as Django's RedisCache reads it: ``"10"`` is 10 seconds (not
+    a string repeated a thousand times), Decimal and float keep their fraction."""
+    from decimal import Decimal
+
+    cache = make_cache(OPTIONS={"CLIENT_CLASS": client_class})
+    assert cache.set("s", 1, timeout="10") is True
+    assert 9 <= cache.ttl("s") <= 10
+    assert cache.set("d", 1, timeout=Decimal("2.5")) is True
+    assert 2000 < cache.pttl("d") <= 2500
+    assert cache.add("a", 1, timeout="20") is True and 19 <= cache.ttl("a") <= 20
+    assert cache.touch("a", "30") is True and 29 <= cache.ttl("a") <= 30
+    assert cache.set_many({"m": 1}, timeout="40") == [] and 39 <= cache.ttl("m") <= 40
+
+
+@pytest.mark.parametrize("bad", ["ten", object(), [10]])
+def test_a_timeout_that_is_not_a_number_is_a_programming_error(make_cache, bad):
+    """A timeout that is not a number raises a clear TypeError/ValueError before
+    anything is sent, even with IGNORE_EXCEPTIONS (which is for server errors)."""
+    import asyncio
+
+    cache = make_cache(OPTIONS={"IGNORE_EXCEPTIONS": True})
+    with pytest.raises((TypeError, ValueError), match="timeout is a number of seconds"):
+        cache.set("k", 1, timeout=bad)
+    with pytest.raises((TypeError, ValueError), match="timeout is a number of seconds"):
+        asyncio.run(cache.aset("k", 1, timeout=bad))
+    assert cache.get("k") is None

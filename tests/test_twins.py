@@ -173,3 +173,22 @@ def test_key_slot_matches_valkey_py(impl, key):
 
     data = key.encode() if isinstance(key, str) else key
     assert impl.slots.key_slot(key) == reference(data)
+
+
+@pytest.mark.parametrize("version", [1.0, True, "1", 1])
+def test_versions_equal_to_the_default_are_their_own_keys(impl, version):
+    """``version=1.0`` or ``True`` is not version 1: the key is built from the value
+    itself, as Django's and django-valkey's key functions build it (same bytes)."""
+    keys = key_maker(impl, prefix="p", version=1)
+    assert keys.make("k", version=version) == default_key_func("k", "p", version)
+    assert keys.make("k", version=version) == f"p:{version}:k"
+
+
+def test_version_one_point_zero_does_not_overwrite_version_one(cache):
+    """On a real server: the value stored under version 1.0 is not version 1's."""
+    cache.set("k", "one")
+    cache.set("k", "one point zero", version=1.0)
+    cache.set("k", "true", version=True)
+    assert cache.get("k") == "one"
+    assert cache.get("k", version=1.0) == "one point zero"
+    assert cache.get("k", version=True) == "true"
