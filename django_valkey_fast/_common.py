@@ -22,8 +22,10 @@ _glob_special = re.compile("([*?[])")
 
 
 def glob_escape(s: str) -> str:
-    """Escape glob metacharacters so a prefix or version matches literally."""
-    return _glob_special.sub(r"[\1]", s)
+    """Escape glob metacharacters (``*``, ``?``, ``[`` and the escape character ``\\``
+    itself) so that ``s`` matches literally in a KEYS/SCAN pattern: safe for user
+    input, e.g. ``cache.delete_pattern(glob_escape(username) + ":*")``."""
+    return _glob_special.sub(r"[\1]", s.replace("\\", "\\\\"))
 
 
 # Bytes a payload must start with for float() to accept it; anything else skips the

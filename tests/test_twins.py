@@ -192,3 +192,31 @@ def test_version_one_point_zero_does_not_overwrite_version_one(cache):
     assert cache.get("k") == "one"
     assert cache.get("k", version=1.0) == "one point zero"
     assert cache.get("k", version=True) == "true"
+
+
+def test_make_pattern_escapes_backslash(impl):
+    """A backslash in the prefix or version is escaped too: ``ten\\`` never matches
+    the keys of prefix ``ten``."""
+    keys = key_maker(impl, prefix="ten\\", version=1)
+    assert keys.make_pattern("*") == "ten\\\\:1:*"
+
+
+def test_prefixes_with_glob_characters_stay_apart(make_cache):
+    """On a real server: keys(), iter_keys() and delete_pattern() of a cache whose
+    prefix holds a backslash or glob characters touch only that cache's keys, and
+    glob_escape makes user input safe in a pattern."""
+    from django_valkey_fast.util import glob_escape
+
+    plain = make_cache(KEY_PREFIX="ten")
+    slash = make_cache(KEY_PREFIX="ten\\")
+    star = make_cache(KEY_PREFIX="t*")
+    for cache in (plain, slash, star):
+        cache.set("bob:1", 1)
+        cache.set("bob\\:2", 2)
+    assert sorted(slash.keys("*")) == ["bob:1", "bob\\:2"]
+    assert sorted(star.iter_keys("*")) == ["bob:1", "bob\\:2"]
+    assert slash.delete_pattern("*") == 2
+    assert sorted(plain.keys("*")) == ["bob:1", "bob\\:2"]
+    assert plain.delete_pattern(glob_escape("bob\\") + ":*") == 1  # only bob\'s keys
+    assert plain.keys("*") == ["bob:1"]
+    assert star.get("bob:1") == 1
