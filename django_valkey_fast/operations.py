@@ -65,6 +65,11 @@ SCRIPT_INCR = Script(
     "return redis.call('INCRBY', KEYS[1], ARGV[1]) end return false"
 )
 SCRIPT_INCR_OR_CREATE = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+# Compare-and-set, TTL kept: the write half of an optimistic read-modify-write.
+SCRIPT_COMPARE_AND_SET = Script(
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0"
+)
 
 
 def seconds_number(timeout):
@@ -274,7 +279,7 @@ class Operations:
             value = yield from script.run((nkey,), (delta,))
         except ResponseError as error:
             # Not a 64-bit integer in the server (a float, a pickled value, or the
-            # result overflows): read, add and write back, keeping the TTL.
+            # result overflows): read, add and compare-and-set, keeping the TTL.
             if "not an integer" not in str(error) and "overflow" not in str(error):
                 raise
             value = yield from self._incr_slow(key, nkey, delta)
@@ -283,16 +288,16 @@ class Operations:
         return value
 
     def _incr_slow(self, key, nkey, delta):
-        reply, pttl = yield [("GET", nkey), ("PTTL", nkey)]
-        if reply is None or isinstance(reply, ResponseError):
-            raise ValueError(f"Key '{key}' not found")
-        stored, value = self._added(self.decode(reply, nkey), delta)
-        nvalue = self._encode_for(nkey, stored)
-        if pttl > 0:
-            yield ("SET", nkey, nvalue, "PX", pttl)
-        else:
-            yield ("SET", nkey, nvalue)
-        return value
+        """Plan: add ``delta`` to a value INCRBY cannot take, atomically: read, add,
+        and write back only if nobody changed the value meanwhile (else again)."""
+        while True:
+            reply = yield ("GET", nkey)
+            if reply is None:
+                raise ValueError(f"Key '{key}' not found")
+            stored, value = self._added(self.decode(reply, nkey), delta)
+            nvalue = self._encode_for(nkey, stored)
+            if (yield from SCRIPT_COMPARE_AND_SET.run([nkey], [reply, nvalue])):
+                return value
 
     def _added(self, stored, delta):
         """``(what to store, the answer)`` after adding ``delta`` to a stored value."""

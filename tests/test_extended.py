@@ -245,3 +245,28 @@ def test_bulk_operations_are_one_round_trip(cache, monkeypatch):
     cache.delete_many([f"k{i}" for i in range(20)])
     assert cache.ttl("warm") > 0
     assert trips == [20, None, None, None]  # a 20-command pipeline, MGET, DEL, TTL
+
+
+def test_incr_beyond_64_bits_is_atomic(cache):
+    """Eight threads and eight tasks add 2**62 at once to a counter INCRBY cannot hold
+    (it overflows 64 bits): no update is lost, the TTL is kept, and ints stay ints."""
+    import asyncio
+    import threading
+
+    cache.set("big", 0, timeout=100)
+    threads = [threading.Thread(target=cache.incr, args=("big", 2 ** 62)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert cache.get("big") == 8 * 2 ** 62
+
+    async def together():
+        await asyncio.gather(*[cache.aincr("big", 2 ** 62) for _ in range(8)])
+
+    asyncio.run(together())
+    assert cache.get("big") == 16 * 2 ** 62
+    assert 90 < cache.ttl("big") <= 100
+    assert cache.decr("big", 16 * 2 ** 62) == 0 and type(cache.get("big")) is int
+    cache.set("f", 1.5)
+    assert cache.incr("f", 2) == 3.5
