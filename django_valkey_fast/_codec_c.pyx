@@ -12,7 +12,9 @@ from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
 
 from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnings
 
-from django_valkey_fast._common import FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape
+from django_valkey_fast._common import (
+    FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape, number_like_payload, reads_as_number,
+)
 from django_valkey_fast.exceptions import CompressorError, DecodeError
 
 __all__ = ["Codec", "KeyMaker", "check_key", "COMPRESS_NONE", "COMPRESS_STANDARD",
@@ -28,6 +30,16 @@ cdef int _CUSTOM = 2
 cdef Py_ssize_t _MAX_KEY_LENGTH = MAX_KEY_LENGTH
 cdef object _CacheKey = CacheKey
 cdef object _float_start = FLOAT_START
+cdef object _reads_as_number = reads_as_number
+cdef object _number_like_payload = number_like_payload
+
+
+cdef object _unless_number_like(object compressed, object data):
+    # Compressed bytes that would read back as a number (possible with brotli, which
+    # has no magic): store the uncompressed ones, which the decoder reads as well.
+    if compressed and compressed[0] in _float_start and _reads_as_number(compressed):
+        return data
+    return compressed
 
 
 cdef inline bint _key_is_clean(str key):
@@ -151,12 +163,14 @@ cdef class Codec:
         if value_type is int or value_type is float:
             return value
         data = self._dumps(value)
+        if data and data[0] in _float_start and _reads_as_number(data):
+            return _number_like_payload(value, data, self._serializer_name)
         if self.mode == _STANDARD:
             if len(data) > self.min_length:
-                return self._compress(data)
+                return _unless_number_like(self._compress(data), data)
             return data
         if self.mode == _CUSTOM:
-            return self._compress(data)
+            return _unless_number_like(self._compress(data), data)
         return data
 
     cpdef object decode(self, value, key=None):

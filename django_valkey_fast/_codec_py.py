@@ -10,7 +10,9 @@ import warnings
 
 from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnings
 
-from django_valkey_fast._common import FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape
+from django_valkey_fast._common import (
+    FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape, number_like_payload, reads_as_number,
+)
 from django_valkey_fast.exceptions import CompressorError, DecodeError
 
 __all__ = ["Codec", "KeyMaker", "check_key", "COMPRESS_NONE", "COMPRESS_STANDARD",
@@ -66,6 +68,14 @@ class KeyMaker:
         return self.key_func(pattern, prefix, version)
 
 
+def _unless_number_like(compressed, data):
+    # Compressed bytes that would read back as a number (possible with brotli, which
+    # has no magic): store the uncompressed ones, which the decoder reads as well.
+    if compressed and compressed[0] in FLOAT_START and reads_as_number(compressed):
+        return data
+    return compressed
+
+
 class Codec:
     """Encodes values for the server and decodes what it returns."""
 
@@ -85,13 +95,15 @@ class Codec:
         if value_type is int or value_type is float:
             return value
         data = self._dumps(value)
+        if data and data[0] in FLOAT_START and reads_as_number(data):
+            return number_like_payload(value, data, self._serializer_name)
         mode = self.mode
         if mode == COMPRESS_STANDARD:
             if len(data) > self.min_length:
-                return self.compressor._compress(data)
+                return _unless_number_like(self.compressor._compress(data), data)
             return data
         if mode == COMPRESS_CUSTOM:
-            return self.compressor.compress(data)
+            return _unless_number_like(self.compressor.compress(data), data)
         return data
 
     def decode(self, value, key=None):

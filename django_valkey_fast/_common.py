@@ -1,8 +1,10 @@
 """Types and helpers both implementations of the codec share (plain Python)."""
 
+import numbers
 import re
 
-__all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START"]
+__all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START",
+           "number_like_payload", "reads_as_number"]
 
 
 class CacheKey(str):
@@ -31,6 +33,35 @@ def glob_escape(s: str) -> str:
 # Bytes a payload must start with for float() to accept it; anything else skips the
 # float() attempt, whose error message would copy the whole payload.
 FLOAT_START = frozenset(b"0123456789+-.iInN \t\n\r\x0b\x0c")
+
+def reads_as_number(data) -> bool:
+    """Whether stored bytes ``data`` are read back as a raw int or float (the
+    decoder's first rule, django-valkey's format: numbers are stored as text)."""
+    first = data[0]
+    if 48 <= first <= 57 or first == 45:  # digit or '-'
+        if data.isdigit() or (first == 45 and data[1:].isdigit()):
+            return True
+    if first in FLOAT_START:
+        try:
+            float(data)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def number_like_payload(value, data, serializer_name: str):
+    """What to store for ``value`` when its serialized form ``data`` would be read back
+    as a raw number (msgpack writes the ints 48-57, an ``IntEnum`` member for one, as a
+    single ASCII digit): an int-like value is stored as the int itself, which reads
+    back equal; anything else cannot be stored in this format."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    raise ValueError(
+        f"{serializer_name} turned a {type(value).__name__} into bytes that would be read "
+        f"back as a number ({bytes(data[:20])!r}): the value cannot be stored as it is"
+    )
+
 
 # Values stored raw (not serialized), as django-valkey stores them.
 MAX_KEY_LENGTH = 250
