@@ -179,14 +179,21 @@ cdef class Codec:
         if type(value) is bytes and PyBytes_GET_SIZE(value):
             first = <unsigned char>PyBytes_AS_STRING(value)[0]
             if (48 <= first <= 57 or first == 45) and _is_integer(value):
-                return int(value)
+                try:
+                    return int(value)
+                except ValueError as error:  # more digits than Python converts
+                    raise DecodeError(key, "the integer reader", error) from None
             if first in _float_start:
                 try:
                     return float(value)
                 except ValueError:
                     pass
         elif value:
-            return self.decode(bytes(value), key)  # bytearray, memoryview: same rules
+            try:
+                value = bytes(value)  # bytearray, memoryview: same rules
+            except TypeError as error:  # not a string reply (a map, an array...)
+                raise DecodeError(key, self._serializer_name, error) from None
+            return self.decode(value, key)
         try:
             if self.mode == _STANDARD:
                 if self.magic is None or value.startswith(self.magic):

@@ -109,12 +109,18 @@ class Codec:
     def decode(self, value, key=None):
         """Return the Python value for the bytes ``value`` read from ``key``."""
         if type(value) is not bytes and value:
-            value = bytes(value)  # bytearray, memoryview: same rules
+            try:
+                value = bytes(value)  # bytearray, memoryview: same rules
+            except TypeError as error:  # not a string reply (a map, an array...)
+                raise DecodeError(key, self._serializer_name, error) from None
         if value:
             first = value[0]
             if 48 <= first <= 57 or first == 45:  # digit or '-'
                 if value.isdigit() or (first == 45 and value[1:].isdigit()):
-                    return int(value)
+                    try:
+                        return int(value)
+                    except ValueError as error:  # more digits than Python converts
+                        raise DecodeError(key, "the integer reader", error) from None
             if first in FLOAT_START:
                 try:
                     return float(value)

@@ -220,3 +220,27 @@ def test_prefixes_with_glob_characters_stay_apart(make_cache):
     assert plain.delete_pattern(glob_escape("bob\\") + ":*") == 1  # only bob\'s keys
     assert plain.keys("*") == ["bob:1"]
     assert star.get("bob:1") == 1
+
+
+def test_undecodable_replies_are_decode_errors(impl):
+    """Every failure to decode a stored value is a DecodeError naming the key: an
+    all-digit payload longer than Python converts to int, a map or an array where a
+    string was expected (a hostile or RESP3 server)."""
+    from django_valkey_fast.compressors.identity import IdentityCompressor
+    from django_valkey_fast.exceptions import DecodeError
+    from django_valkey_fast.serializers.pickle import PickleSerializer
+
+    codec = impl.codec.Codec(PickleSerializer({}), IdentityCompressor({}), 0, 15, None)
+    for reply in (b"9" * 5000, b"-" + b"9" * 5000, {b"a": b"b"}, [b"a", 1]):
+        with pytest.raises(DecodeError, match="cache key ':1:k'"):
+            codec.decode(reply, ":1:k")
+
+
+def test_a_huge_number_in_the_server_is_a_decode_error(cache, server):
+    """On a real server: a 5000-digit value planted by another client gives a
+    DecodeError (the default under IGNORE_EXCEPTIONS), not a bare ValueError."""
+    from django_valkey_fast.exceptions import DecodeError
+
+    server.command("SET :1:huge " + "9" * 5000)
+    with pytest.raises(DecodeError):
+        cache.get("huge")
