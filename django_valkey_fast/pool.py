@@ -64,6 +64,8 @@ class ConnectionFactory:
         username = self.options.get("USERNAME")
         if username:
             kwargs["username"] = username
+        if check_hostname_by_default(url, self.pool_cls_kwargs):
+            kwargs["ssl_check_hostname"] = True
         return kwargs
 
     def get_parser_cls(self):
@@ -107,6 +109,24 @@ class ConnectionFactory:
     def disconnect(self, connection) -> None:
         """Close every connection of ``connection``'s pool (they reopen on next use)."""
         connection.connection_pool.disconnect()
+
+
+_TLS_SCHEMES = ("valkeys", "rediss")
+
+
+def check_hostname_by_default(url: str | None, pool_kwargs: dict) -> bool:
+    """Whether a TLS connection to ``url`` should check the server's host name: yes,
+    unless ``ssl_check_hostname`` is set (CONNECTION_POOL_KWARGS or the URL) or
+    certificates are not verified at all (``ssl_cert_reqs`` "none"). valkey-py 6.2
+    defaults to not checking, which accepts a valid certificate for any host;
+    Django's ``RedisCache`` checks."""
+    if not url or urlparse(url).scheme not in _TLS_SCHEMES:
+        return False
+    query = parse_qs(urlparse(url).query)
+    if "ssl_check_hostname" in pool_kwargs or "ssl_check_hostname" in query:
+        return False
+    cert_reqs = pool_kwargs.get("ssl_cert_reqs", query.get("ssl_cert_reqs", ["required"])[0])
+    return str(getattr(cert_reqs, "name", cert_reqs)).lower() not in ("none", "cert_none")
 
 
 class SentinelConnectionFactory(ConnectionFactory):

@@ -8,6 +8,7 @@ import valkey
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from django_valkey_fast.exceptions import ConnectionInterrupted
 from django_valkey_fast.pool import ConnectionFactory
 from tests.servers import Server
 
@@ -262,3 +263,31 @@ def test_configuration_is_prepared_once_per_process(make_cache, server):
         third = make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor"})
         assert third.client._codec is not first.client._codec
         assert third.client._codec.min_length == 10_000
+
+
+@pytest.mark.parametrize("scheme", ["valkeys", "rediss"])
+def test_tls_checks_the_host_name_by_default(make_cache, tls_server, scheme):
+    """Secure by default: a certificate that is valid (trusted) but for another host
+    (here 127.0.0.1, reached as "localhost") is refused, sync and async; the host it
+    names is accepted; opting out is explicit (ssl_check_hostname False)."""
+    import asyncio
+
+    process, cert = tls_server
+    trusted = {"CONNECTION_POOL_KWARGS": {"ssl_ca_certs": cert}}
+    wrong_host = make_cache(LOCATION=f"{scheme}://localhost:{process.tls_port}/0",
+                            OPTIONS=dict(trusted, SOCKET_TIMEOUT=5))
+    with pytest.raises(ConnectionInterrupted, match="(?i)hostname|certificate|match"):
+        wrong_host.set("k", 1)
+
+    async def async_side():
+        with pytest.raises(ConnectionInterrupted, match="(?i)hostname|certificate|match"):
+            await wrong_host.aset("k", 1)
+
+    asyncio.run(async_side())
+    right_host = make_cache(LOCATION=f"{scheme}://127.0.0.1:{process.tls_port}/0",
+                            OPTIONS=trusted)
+    assert right_host.set("k", scheme) is True and right_host.get("k") == scheme
+    opted_out = make_cache(
+        LOCATION=f"{scheme}://localhost:{process.tls_port}/0",
+        OPTIONS={"CONNECTION_POOL_KWARGS": {"ssl_ca_certs": cert, "ssl_check_hostname": False}})
+    assert opted_out.get("k") == scheme

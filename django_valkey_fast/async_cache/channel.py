@@ -210,7 +210,10 @@ def _ssl_context(params: dict):
         cert_reqs = {"none": ssl_module.CERT_NONE, "optional": ssl_module.CERT_OPTIONAL,
                      "required": ssl_module.CERT_REQUIRED}[cert_reqs.lower()]
     context = ssl_module.create_default_context()
-    context.check_hostname = bool(params.get("ssl_check_hostname", False))
+    # Host names are checked unless switched off, or certificates are not verified.
+    check_hostname = params.get("ssl_check_hostname")
+    context.check_hostname = (cert_reqs != ssl_module.CERT_NONE if check_hostname is None
+                              else bool(check_hostname))
     context.verify_mode = cert_reqs
     if params.get("ssl_ca_certs") or params.get("ssl_ca_path") or params.get("ssl_ca_data"):
         context.load_verify_locations(cafile=params.get("ssl_ca_certs"),
