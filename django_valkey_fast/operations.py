@@ -23,6 +23,8 @@ import numbers
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from valkey.exceptions import NoScriptError, ResponseError
 
+from django_valkey_fast._common import glob_escape
+
 __all__ = ["Operations", "operation", "SCRIPT_INCR", "SCRIPT_INCR_OR_CREATE"]
 
 
@@ -88,6 +90,9 @@ def seconds_number(timeout):
             f"A cache timeout is a number of seconds or None, not {timeout!r}") from None
 
 
+CLEAR_PAGE = 1000  # keys per SCAN page when clear() is scoped to the prefix
+
+
 def _seconds(timeout):
     return int(timeout.total_seconds()) if isinstance(timeout, datetime.timedelta) else timeout
 
@@ -125,7 +130,8 @@ class Operations:
 
     The host class provides ``_key`` (key and version -> server key, validated),
     ``make_key``, ``make_pattern``, ``encode``, ``decode``, ``reverse_key``,
-    ``version``, ``default_timeout`` and ``_has_compression_enabled``.
+    ``version``, ``default_timeout``, ``_has_compression_enabled``, ``_keys`` (the
+    key maker) and ``_clear_scope`` ("database" or "prefix").
     """
 
     operations = None  # set below to this class; subclasses set their own
@@ -254,8 +260,20 @@ class Operations:
 
     @operation(write=True, fallback=False)
     def clear(self):
-        """Delete every key of the database (FLUSHDB)."""
-        return bool((yield ("FLUSHDB",)))
+        """Delete every key of the database (FLUSHDB); with ``CLEAR_SCOPE`` "prefix",
+        only this cache's keys (its prefix, every version), a SCAN page at a time, each
+        page UNLINKed (the server frees the memory in the background)."""
+        if self._clear_scope != "prefix":
+            return bool((yield ("FLUSHDB",)))
+        pattern = self._keys.key_func("*", glob_escape(self._keys.prefix), "*")
+        cursor = 0
+        while True:
+            cursor, keys = yield ("SCAN", cursor, "MATCH", pattern, "COUNT", CLEAR_PAGE)
+            if keys:
+                yield ("UNLINK", *keys)
+            cursor = int(cursor)
+            if not cursor:
+                return True
 
     @operation(write=True, fallback=False)
     def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
@@ -391,7 +409,7 @@ class Operations:
     def _delete_keys(self, nkeys):
         if not nkeys:
             return 0
-        return (yield ("DEL", *nkeys))
+        return (yield ("UNLINK", *nkeys))  # DEL's answer; the memory is freed in the background
 
     # -- hashes (the field is a cache key; the hash name is used as given) --------
 

@@ -168,3 +168,19 @@ def test_async_lock_as_the_first_call(cluster):
             return await lock.owned()
 
     assert asyncio.run(lock_first()) is True
+
+
+def test_clear_scope_prefix_on_the_cluster(cluster):
+    """CLEAR_SCOPE "prefix" on a Cluster: the keys of this cache go from every
+    primary (sync and async), another prefix's stay."""
+    scoped = ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "p",
+                                              "OPTIONS": {"CLEAR_SCOPE": "prefix"}})
+    other = ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "q"})
+    scoped.set_many({f"k{i}": i for i in range(60)})
+    other.set_many({f"k{i}": i for i in range(60)})
+    assert scoped.clear() is True
+    assert scoped.get_many([f"k{i}" for i in range(60)]) == {}
+    assert len(other.get_many([f"k{i}" for i in range(60)])) == 60
+    scoped.set("again", 1)
+    assert asyncio.run(scoped.aclear()) is True and scoped.get("again") is None
+    other.clear()

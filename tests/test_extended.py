@@ -270,3 +270,56 @@ def test_incr_beyond_64_bits_is_atomic(cache):
     assert cache.decr("big", 16 * 2 ** 62) == 0 and type(cache.get("big")) is int
     cache.set("f", 1.5)
     assert cache.incr("f", 2) == 3.5
+
+
+def _three_caches(make_cache, **options):
+    scoped = make_cache(KEY_PREFIX="app", OPTIONS=dict(options, CLEAR_SCOPE="prefix"))
+    sibling = make_cache(KEY_PREFIX="app2", OPTIONS=dict(options))
+    plain = make_cache(OPTIONS=dict(options))
+    return scoped, sibling, plain
+
+
+def test_clear_scope_prefix_deletes_only_this_caches_keys(make_cache):
+    """CLEAR_SCOPE "prefix": clear() and aclear() delete this cache's keys, every
+    version, in pages, and nothing else; the default still empties the database."""
+    import asyncio
+
+    scoped, sibling, plain = _three_caches(make_cache)
+    scoped.set_many({f"k{i}": i for i in range(2500)})
+    scoped.set("v", 1, version=7)
+    sibling.set("k1", "sibling")
+    plain.set("k1", "plain")
+    assert scoped.clear() is True
+    assert scoped.get("k1") is None and scoped.get("v", version=7) is None
+    assert sibling.get("k1") == "sibling" and plain.get("k1") == "plain"
+    scoped.set("k2", 2)
+    assert asyncio.run(scoped.aclear()) is True
+    assert scoped.get("k2") is None and sibling.get("k1") == "sibling"
+    assert plain.clear() is True and sibling.get("k1") is None  # FLUSHDB, as Django
+
+
+def test_clear_scope_prefix_on_async_valkey_cache(make_cache):
+    """AsyncValkeyCache honours CLEAR_SCOPE too (its clear is a coroutine)."""
+    import asyncio
+
+    from django_valkey_fast.async_cache.cache import AsyncValkeyCache
+
+    location = make_cache()._server
+    scoped = AsyncValkeyCache(location, {"KEY_PREFIX": "a", "OPTIONS": {"CLEAR_SCOPE": "prefix"}})
+    other = make_cache(KEY_PREFIX="b")
+    other.set("k", 1)
+
+    async def use():
+        await scoped.set("k", 1)
+        assert await scoped.clear() is True
+        return await scoped.get("k")
+
+    assert asyncio.run(use()) is None and other.get("k") == 1
+
+
+def test_clear_scope_is_checked(make_cache):
+    """A CLEAR_SCOPE that is neither value is a configuration error."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="CLEAR_SCOPE"):
+        make_cache(OPTIONS={"CLEAR_SCOPE": "everything"}).get("k")

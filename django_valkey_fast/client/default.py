@@ -177,6 +177,10 @@ class DefaultClient(Operations):
         self._params = params
         self._options: dict = params.get("OPTIONS", {})
         self._replica_read_only = self._options.get("REPLICA_READ_ONLY", True)
+        self._clear_scope = self._options.get("CLEAR_SCOPE", "database")
+        if self._clear_scope not in ("database", "prefix"):
+            raise ImproperlyConfigured(
+                f'CLEAR_SCOPE is "database" (the default) or "prefix", not {self._clear_scope!r}')
         self._clients: list = [None] * len(self._server)
         self._channels: list = [None] * len(self._server)
 
