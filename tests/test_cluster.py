@@ -8,6 +8,7 @@ from django_valkey.cluster_cache.cache import ClusterValkeyCache as PeerClusterC
 
 from django_valkey_fast._slots import key_slot
 from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
+from tests.clear_checks import check_prefix_scoped_clear
 from tests.servers import Cluster
 from tests.writers import ContinuousWriters
 
@@ -173,14 +174,8 @@ def test_async_lock_as_the_first_call(cluster):
 def test_clear_scope_prefix_on_the_cluster(cluster):
     """CLEAR_SCOPE "prefix" on a Cluster: the keys of this cache go from every
     primary (sync and async), another prefix's stay."""
-    scoped = ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "p",
-                                              "OPTIONS": {"CLEAR_SCOPE": "prefix"}})
     other = ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "q"})
-    scoped.set_many({f"k{i}": i for i in range(60)})
-    other.set_many({f"k{i}": i for i in range(60)})
-    assert scoped.clear() is True
-    assert scoped.get_many([f"k{i}" for i in range(60)]) == {}
-    assert len(other.get_many([f"k{i}" for i in range(60)])) == 60
-    scoped.set("again", 1)
-    assert asyncio.run(scoped.aclear()) is True and scoped.get("again") is None
+    check_prefix_scoped_clear(
+        ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "p", "OPTIONS": {"CLEAR_SCOPE": "prefix"}}),
+        other)
     other.clear()

@@ -7,6 +7,7 @@ from django_valkey.cache import ValkeyCache as PeerCache
 
 from django_valkey_fast.cache import ValkeyCache
 from django_valkey_fast.sharding import CrossShardError
+from tests.clear_checks import check_prefix_scoped_clear
 from tests.servers import Server
 
 SHARDED = {"CLIENT_CLASS": "django_valkey_fast.client.ShardClient"}
@@ -117,16 +118,7 @@ def test_async_on_shards(shards, sharded):
 def test_clear_scope_prefix_on_shards(shards):
     """CLEAR_SCOPE "prefix" on client-side shards: every shard's keys of this cache
     go (sync and async), another prefix's stay."""
-    import asyncio
-
     locations = [s.url for s in shards]
-    scoped = ValkeyCache(locations, {"KEY_PREFIX": "p",
-                                     "OPTIONS": dict(SHARDED, CLEAR_SCOPE="prefix")})
-    other = ValkeyCache(locations, {"KEY_PREFIX": "q", "OPTIONS": dict(SHARDED)})
-    scoped.set_many({f"k{i}": i for i in range(60)})
-    other.set_many({f"k{i}": i for i in range(60)})
-    assert scoped.clear() is True
-    assert scoped.get_many([f"k{i}" for i in range(60)]) == {}
-    assert len(other.get_many([f"k{i}" for i in range(60)])) == 60
-    scoped.set("again", 1)
-    assert asyncio.run(scoped.aclear()) is True and scoped.get("again") is None
+    check_prefix_scoped_clear(
+        ValkeyCache(locations, {"KEY_PREFIX": "p", "OPTIONS": dict(SHARDED, CLEAR_SCOPE="prefix")}),
+        ValkeyCache(locations, {"KEY_PREFIX": "q", "OPTIONS": dict(SHARDED)}))
