@@ -359,14 +359,14 @@ class Channel:
                 self._close(link)
                 self.disconnect()
                 refused = getattr(error, "pipeline_replies", None)
-                if attempt or (refused is not None and not refused_everywhere(
-                        commands, refused, ReadOnlyError)):
+                if attempt or (refused is not None and not refused_everywhere(commands, refused)):
                     raise
             except ResponseError:
                 self._release(link)
                 raise
             except (ConnectionError, TimeoutError) as error:
                 self._close(link)
+                # A timeout is not waited out twice here, even one that sent nothing.
                 if attempt or isinstance(error, TimeoutError) or not may_resend(error, commands):
                     raise
             except BaseException:

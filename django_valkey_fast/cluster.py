@@ -13,11 +13,11 @@ over, without ever running a part of a write twice.
 from __future__ import annotations
 
 from valkey.exceptions import (
-    AskError, ClusterDownError, ConnectionError, MovedError, TimeoutError, TryAgainError,
+    AskError, ClusterDownError, ConnectionError, MovedError, TryAgainError,
 )
 
 from django_valkey_fast._slots import SLOTS, key_slot
-from django_valkey_fast.retry import CommandNotSent, may_resend
+from django_valkey_fast.retry import may_resend
 from django_valkey_fast.sharding import ShardRouter
 
 __all__ = ["ClusterRouter", "run_on_cluster"]
@@ -119,10 +119,8 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
         for node, entries in per_node.items():
             replies = results[node]
             if isinstance(replies, BaseException):  # the node's connection failed
-                commands_sent = [command for part, command in entries if part is not None]
-                timed_out = isinstance(replies, TimeoutError) and not isinstance(
-                    replies, CommandNotSent)  # a connect timeout sent nothing
-                if timed_out or not may_resend(replies, commands_sent):
+                if not may_resend(replies, [command for part, command in entries
+                                            if part is not None]):
                     raise replies
                 error = replies
                 continue

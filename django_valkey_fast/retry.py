@@ -13,6 +13,8 @@ The sync channel, the asyncio channel and the cluster plan all ask this module.
 
 from __future__ import annotations
 
+from valkey.exceptions import ReadOnlyError, TimeoutError
+
 from django_valkey_fast.exceptions import CommandNotSent
 
 __all__ = ["CommandNotSent", "READ_ONLY", "may_resend", "reads_only", "refused_everywhere"]
@@ -41,15 +43,20 @@ def _upper(name) -> str:
     return (name.decode("latin-1") if isinstance(name, bytes) else name).upper()
 
 
-def refused_everywhere(commands, replies, refusal) -> bool:
-    """Whether every write of ``commands`` got the ``refusal`` error reply (a type,
-    e.g. ``ReadOnlyError``), so that none of them ran and the pipeline may be sent
-    again; a pipeline in which some write ran before the refusal may not."""
-    return all(isinstance(reply, refusal) for command, reply in zip(commands, replies)
+def refused_everywhere(commands, replies) -> bool:
+    """Whether every write of ``commands`` got a READONLY reply, so that none of them
+    ran and the pipeline may be sent again; a pipeline in which some write ran before
+    the refusal may not."""
+    return all(isinstance(reply, ReadOnlyError) for command, reply in zip(commands, replies)
                if not reads_only((command,)))
 
 
 def may_resend(error: BaseException, commands) -> bool:
     """Whether ``commands``, which failed with the connection error ``error``, may be
-    sent once more on another connection without risking running a write twice."""
-    return isinstance(error, CommandNotSent) or reads_only(commands)
+    sent once more on another connection without risking running a write twice.
+
+    A timeout after the command was written is never resent, reads included: the
+    caller learns of a slow server after one timeout, not after several."""
+    if isinstance(error, CommandNotSent):
+        return True
+    return not isinstance(error, TimeoutError) and reads_only(commands)

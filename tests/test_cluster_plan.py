@@ -168,5 +168,5 @@ def test_a_pipeline_is_resent_after_readonly_only_if_no_write_ran():
 
     commands = [("SET", "a", 1), ("GET", "a"), ("SET", "b", 2)]
     refused = ReadOnlyError("READONLY")
-    assert refused_everywhere(commands, [refused, b"1", refused], ReadOnlyError)
-    assert not refused_everywhere(commands, [b"OK", b"1", refused], ReadOnlyError)
+    assert refused_everywhere(commands, [refused, b"1", refused])
+    assert not refused_everywhere(commands, [b"OK", b"1", refused])

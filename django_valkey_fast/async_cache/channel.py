@@ -413,8 +413,7 @@ class AsyncChannel:
                 # over. Reconnect (Sentinel names the new primary) and retry once, if
                 # no write of a pipeline ran before the refusal.
                 connection.close()
-                if not attempt and (not pipeline or refused_everywhere(
-                        commands, reply, ReadOnlyError)):
+                if not attempt and (not pipeline or refused_everywhere(commands, reply)):
                     continue
             return reply
         raise AssertionError("unreachable")
