@@ -98,6 +98,29 @@ def _nothing():
     return False
 
 
+def _raise_connect_failure(error: BaseException):
+    """Raise what a failure to open a connection (or to check its health) means:
+    nothing of the command was sent, so refused/reset is :class:`CommandNotSent` and a
+    timeout :class:`ConnectTimeout`; anything more specific (AuthenticationError,
+    BusyLoadingError...) is raised as valkey-py raised it."""
+    if type(error) in (ConnectionError, OSError):
+        raise CommandNotSent(str(error)) from error
+    if type(error) in (TimeoutError, socket.timeout):
+        raise ConnectTimeout(f"Timeout connecting: {error}") from error
+    raise error
+
+
+def pipeline_error(replies):
+    """The reply of a pipeline that is raised rather than returned in place: an error
+    that is not about one command (authentication...) or a READONLY refusal; or None."""
+    for reply in replies:
+        if isinstance(reply, Exception) and (
+            isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
+        ):
+            return reply
+    return None
+
+
 class _Link:
     """A connection with what the channel needs to check it cheaply before reuse."""
 
@@ -211,11 +234,7 @@ class Channel:
             connection = self.pool.get_connection("_")
         except BaseException as error:
             self._forget_one()
-            if type(error) in (ConnectionError, OSError):  # refused, reset: nothing sent
-                raise CommandNotSent(str(error)) from error
-            if type(error) in (TimeoutError, socket.timeout):
-                raise ConnectTimeout(f"Timeout connecting: {error}") from error
-            raise  # AuthenticationError, BusyLoadingError, ... as valkey-py raised them
+            _raise_connect_failure(error)
         link = _Link(connection)
         try:
             link.bind()
@@ -307,12 +326,10 @@ class Channel:
         # A pipeline: error replies are returned in place, after all are read; an
         # error that is not about one command (authentication, read-only) is raised.
         results = [self._read(connection, parser) for _ in range(replies)]
-        for result in results:
-            if isinstance(result, Exception) and (
-                isinstance(result, ReadOnlyError) or not isinstance(result, ResponseError)
-            ):
-                result.pipeline_replies = results  # for the read-only resend rule
-                raise result
+        error = pipeline_error(results)
+        if error is not None:
+            error.pipeline_replies = results  # for the read-only resend rule
+            raise error
         return results
 
     @staticmethod
@@ -327,11 +344,7 @@ class Channel:
                 connection.next_health_check = _monotonic() + connection.health_check_interval
         except BaseException as error:
             connection.disconnect()
-            if type(error) in (ConnectionError, OSError):
-                raise CommandNotSent(str(error)) from error
-            if type(error) in (TimeoutError, socket.timeout):
-                raise ConnectTimeout(f"Timeout connecting: {error}") from error
-            raise
+            _raise_connect_failure(error)
         return connection._sock
 
     @staticmethod

@@ -1,7 +1,6 @@
 """Valkey Cluster: a real 6-node cluster (3 primaries, 3 replicas) started here."""
 
 import asyncio
-import time
 
 import pytest
 from django_valkey.cluster_cache.cache import ClusterValkeyCache as PeerClusterCache

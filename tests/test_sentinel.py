@@ -2,7 +2,6 @@
 writes on the primary, and the same alias (sync and async) survives a failover."""
 
 import asyncio
-import time
 
 import pytest
 from django.core.cache import caches

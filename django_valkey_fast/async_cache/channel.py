@@ -32,10 +32,11 @@ import threading
 
 from valkey._parsers.base import BaseParser
 from valkey.exceptions import (
-    ConnectionError, InvalidResponse, ReadOnlyError, ResponseError, TimeoutError,
+    ConnectionError, InvalidResponse, ReadOnlyError, TimeoutError,
 )
 
 from django_valkey_fast._wire import pack_command, pack_commands
+from django_valkey_fast.channel import pipeline_error
 from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
@@ -432,11 +433,9 @@ class AsyncChannel:
         """
         replies = await self._send(self.pack_commands(commands), len(commands), True,
                                    commands)
-        for reply in replies:
-            if isinstance(reply, Exception) and (
-                isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
-            ):
-                raise reply  # as the sync channel does
+        error = pipeline_error(replies)
+        if error is not None:
+            raise error  # as the sync channel does
         return replies
 
     def close(self):
