@@ -14,6 +14,7 @@ from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnin
 
 from django_valkey_fast._common import (
     FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape, number_like_payload, reads_as_number,
+    unless_number_like,
 )
 from django_valkey_fast.exceptions import CompressorError, DecodeError
 
@@ -32,14 +33,7 @@ cdef object _CacheKey = CacheKey
 cdef object _float_start = FLOAT_START
 cdef object _reads_as_number = reads_as_number
 cdef object _number_like_payload = number_like_payload
-
-
-cdef object _unless_number_like(object compressed, object data):
-    # Compressed bytes that would read back as a number (possible with brotli, which
-    # has no magic): store the uncompressed ones, which the decoder reads as well.
-    if compressed and compressed[0] in _float_start and _reads_as_number(compressed):
-        return data
-    return compressed
+cdef object _unless_number_like = unless_number_like
 
 
 cdef inline bint _key_is_clean(str key):

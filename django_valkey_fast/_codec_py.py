@@ -12,6 +12,7 @@ from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnin
 
 from django_valkey_fast._common import (
     FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape, number_like_payload, reads_as_number,
+    unless_number_like,
 )
 from django_valkey_fast.exceptions import CompressorError, DecodeError
 
@@ -68,14 +69,6 @@ class KeyMaker:
         return self.key_func(pattern, prefix, version)
 
 
-def _unless_number_like(compressed, data):
-    # Compressed bytes that would read back as a number (possible with brotli, which
-    # has no magic): store the uncompressed ones, which the decoder reads as well.
-    if compressed and compressed[0] in FLOAT_START and reads_as_number(compressed):
-        return data
-    return compressed
-
-
 class Codec:
     """Encodes values for the server and decodes what it returns."""
 
@@ -100,10 +93,10 @@ class Codec:
         mode = self.mode
         if mode == COMPRESS_STANDARD:
             if len(data) > self.min_length:
-                return _unless_number_like(self.compressor._compress(data), data)
+                return unless_number_like(self.compressor._compress(data), data)
             return data
         if mode == COMPRESS_CUSTOM:
-            return _unless_number_like(self.compressor.compress(data), data)
+            return unless_number_like(self.compressor.compress(data), data)
         return data
 
     def decode(self, value, key=None):

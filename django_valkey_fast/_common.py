@@ -4,7 +4,7 @@ import numbers
 import re
 
 __all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START",
-           "number_like_payload", "reads_as_number"]
+           "number_like_payload", "reads_as_number", "unless_number_like"]
 
 
 class CacheKey(str):
@@ -48,6 +48,15 @@ def reads_as_number(data) -> bool:
             return False
         return True
     return False
+
+
+def unless_number_like(compressed, data):
+    """``compressed``, or the uncompressed ``data`` when the compressed bytes would be
+    read back as a number (possible with brotli, which has no magic): the decoder reads
+    uncompressed bytes as well."""
+    if compressed and compressed[0] in FLOAT_START and reads_as_number(compressed):
+        return data
+    return compressed
 
 
 def number_like_payload(value, data, serializer_name: str):

@@ -77,10 +77,9 @@ SCRIPT_COMPARE_AND_SET = Script(
 def seconds_number(timeout):
     """A timeout as a number of seconds, as Django's ``RedisCache`` reads it: numbers
     as they are (fractions kept, as django-valkey keeps them: PX has milliseconds),
-    anything else through ``int()``
-    (``"10"`` is 10 s). What ``int()`` refuses is a programming error: ``TypeError`` or
-    ``ValueError``, raised before anything is sent, never swallowed by
-    ``IGNORE_EXCEPTIONS``."""
+    anything else through ``int()`` (``"10"`` is 10 s). What ``int()`` refuses is a
+    programming error: ``TypeError`` or ``ValueError``, raised before anything is
+    sent, never swallowed by ``IGNORE_EXCEPTIONS``."""
     if isinstance(timeout, (numbers.Real, decimal.Decimal)):
         return timeout
     try:
