@@ -13,8 +13,8 @@ from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
 from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnings
 
 from django_valkey_fast._common import (
-    FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape, number_like_payload, reads_as_number,
-    unless_number_like,
+    FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape, key_text, number_like_payload,
+    reads_as_number, unless_number_like,
 )
 from django_valkey_fast.exceptions import CompressorError, DecodeError
 
@@ -30,6 +30,7 @@ cdef int _STANDARD = 1
 cdef int _CUSTOM = 2
 cdef Py_ssize_t _MAX_KEY_LENGTH = MAX_KEY_LENGTH
 cdef object _CacheKey = CacheKey
+cdef object _key_text = key_text
 cdef object _float_start = FLOAT_START
 cdef object _reads_as_number = reads_as_number
 cdef object _number_like_payload = number_like_payload
@@ -37,6 +38,7 @@ cdef object _unless_number_like = unless_number_like
 
 
 cdef inline bint _key_is_clean(str key):
+    # key is an exact str, never None: callers check with type(...) is str
     cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(key)
     cdef Py_UCS4 c
     if n > _MAX_KEY_LENGTH:
@@ -54,7 +56,10 @@ cdef inline void _warn(str key):
 
 
 def check_key(key):
-    """Warn (CacheKeyWarning) if ``key`` is too long or holds control characters."""
+    """Warn (CacheKeyWarning) if ``key`` is too long or holds control characters;
+    ``TypeError`` if it is not a str."""
+    if type(key) is not str:
+        key = _key_text(key)
     if not _key_is_clean(key):
         _warn(key)
 
@@ -93,7 +98,9 @@ cdef class KeyMaker:
             else:
                 made = f"{self.prefix}:{version}:{key}"
         else:
-            made = self.key_func(key, self.prefix, self.version if version is None else version)
+            custom = self.key_func(key, self.prefix,
+                                   self.version if version is None else version)
+            made = custom if type(custom) is str else _key_text(custom)
         if self.validate and not _key_is_clean(made):
             _warn(made)
         return made
@@ -104,7 +111,8 @@ cdef class KeyMaker:
             return str(pattern)
         prefix = glob_escape(self.prefix if prefix is None else prefix)
         version = glob_escape(str(self.version if version is None else version))
-        return self.key_func(pattern, prefix, version)
+        made = self.key_func(pattern, prefix, version)
+        return made if type(made) is str else _key_text(made)
 
 
 cdef inline bint _is_integer(bytes value):

@@ -11,8 +11,8 @@ import warnings
 from django.core.cache.backends.base import CacheKeyWarning, memcache_key_warnings
 
 from django_valkey_fast._common import (
-    FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape, number_like_payload, reads_as_number,
-    unless_number_like,
+    FLOAT_START, MAX_KEY_LENGTH, CacheKey, glob_escape, key_text, number_like_payload,
+    reads_as_number, unless_number_like,
 )
 from django_valkey_fast.exceptions import CompressorError, DecodeError
 
@@ -26,7 +26,10 @@ COMPRESS_CUSTOM = 2  # the compressor overrides compress()/decompress(): call th
 
 
 def check_key(key):
-    """Warn (CacheKeyWarning) if ``key`` is too long or holds control characters."""
+    """Warn (CacheKeyWarning) if ``key`` is too long or holds control characters;
+    ``TypeError`` if it is not a str."""
+    if type(key) is not str:
+        key = key_text(key)
     if len(key) > MAX_KEY_LENGTH or not key.isprintable() or " " in key:
         for message in memcache_key_warnings(key):
             warnings.warn(message, CacheKeyWarning, stacklevel=3)
@@ -56,6 +59,8 @@ class KeyMaker:
                 made = f"{self.prefix}:{version}:{key}"
         else:
             made = self.key_func(key, self.prefix, self.version if version is None else version)
+            if type(made) is not str:
+                made = key_text(made)
         if self.validate:
             check_key(made)
         return made
@@ -66,7 +71,8 @@ class KeyMaker:
             return str(pattern)
         prefix = glob_escape(self.prefix if prefix is None else prefix)
         version = glob_escape(str(self.version if version is None else version))
-        return self.key_func(pattern, prefix, version)
+        made = self.key_func(pattern, prefix, version)
+        return made if type(made) is str else key_text(made)
 
 
 class Codec:

@@ -3,7 +3,7 @@
 import numbers
 import re
 
-__all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START",
+__all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START", "key_text",
            "number_like_payload", "reads_as_number", "unless_number_like"]
 
 
@@ -13,6 +13,16 @@ class CacheKey(str):
     def original_key(self) -> str:
         """The key the caller passed, without prefix and version."""
         return self.rsplit(":", 1)[1]
+
+
+def key_text(key) -> str:
+    """``key`` as an exact ``str`` (a ``str`` subclass is copied, as Django's default
+    KEY_FUNCTION would format it); anything else, e.g. the ``None`` or ``bytes`` a custom
+    KEY_FUNCTION returned, is a ``TypeError``."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    raise TypeError(f"a cache key must be a str, not {type(key).__name__}: {key!r:.80}"
+                    " (check the cache's KEY_FUNCTION)")
 
 
 def default_reverse_key(key: str) -> str:

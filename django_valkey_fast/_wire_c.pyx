@@ -73,7 +73,7 @@ cdef Py_ssize_t _write(char* out, list encoded):
 
 
 def pack_command(args):
-    """Return one command (a sequence of arguments) as RESP bytes."""
+    """Return one command (an iterable of arguments) as RESP bytes."""
     cdef list encoded = [_encode(arg) for arg in args]
     cdef bytes result = PyBytes_FromStringAndSize(NULL, _packed_size(encoded))
     _write(<char*>PyBytes_AS_STRING(result), encoded)

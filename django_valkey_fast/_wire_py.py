@@ -31,7 +31,9 @@ def _encode(arg):
 
 
 def pack_command(args):
-    """Return one command (a sequence of arguments) as RESP bytes."""
+    """Return one command (an iterable of arguments) as RESP bytes."""
+    if type(args) is not tuple and type(args) is not list:
+        args = list(args)
     parts = [b"*%d\r\n" % len(args)]
     append = parts.append
     for arg in args:

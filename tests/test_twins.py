@@ -63,6 +63,41 @@ def test_make_key_custom_function(impl):
     assert keys.make("foo", 5) == "foo|p|5"
 
 
+class SafeKey(str):
+    """A str subclass, as a KEY_FUNCTION built on Django's SafeString returns."""
+
+
+def test_key_function_may_return_a_str_subclass(impl):
+    made = key_maker(impl, "p", 2, key_func=lambda k, p, v: SafeKey(f"{p}:{v}:{k}")).make("a")
+    assert made == "p:2:a" and type(made) is str
+
+
+@pytest.mark.parametrize("returned", [None, b"p:1:a", 17])
+def test_key_function_returning_a_non_str_is_a_clear_type_error(impl, returned):
+    """Was: the compiled twin read None as a str (out of bounds) and the twins raised
+    different errors for bytes. Now both: TypeError naming what the function returned."""
+    keys = key_maker(impl, "p", 1, key_func=lambda k, p, v: returned)
+    with pytest.raises(TypeError, match=f"a cache key must be a str, not {type(returned).__name__}"):
+        keys.make("a")
+    with pytest.raises(TypeError, match="KEY_FUNCTION"):
+        keys.make_pattern("a*")
+
+
+def test_a_key_function_bug_is_not_swallowed_by_ignore_exceptions(make_cache):
+    cache = make_cache(KEY_FUNCTION=lambda key, prefix, version: None,
+                       OPTIONS={"IGNORE_EXCEPTIONS": True})
+    with pytest.raises(TypeError, match="not NoneType"):
+        cache.set("a", 1)
+    with pytest.raises(TypeError, match="not NoneType"):
+        cache.get("a")
+
+
+def test_pack_command_takes_any_iterable(impl):
+    expected = Connection().pack_command("SET", "k", 1)[0]
+    assert impl.wire.pack_command(a for a in ("SET", "k", 1)) == expected
+    assert impl.wire.pack_command(iter(["SET", "k", 1])) == expected
+
+
 def test_make_pattern_escapes_prefix_and_version(impl):
     keys = key_maker(impl, prefix="a*b", version=1)
     assert keys.make_pattern("x*") == "a[*]b:1:x*"

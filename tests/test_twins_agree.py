@@ -9,6 +9,10 @@ from django.core.cache.backends.base import default_key_func
 from hypothesis import given, settings, strategies as st
 
 from django_valkey_fast import _codec_c, _codec_py, _slots_c, _slots_py, _wire_c, _wire_py
+from tests.test_round_trip import (
+    COMPRESSORS, SERIALIZERS, codec as round_trip_codec, stored_bytes,
+    values as round_trip_values,
+)
 from tests.test_twins import make_codec
 
 
@@ -56,11 +60,81 @@ def test_key_twins_agree(key, version):
     assert results[0] == results[1]
 
 
+class StrSub(str):
+    """A str subclass, as a custom KEY_FUNCTION may return (Django's SafeString is one)."""
+
+
+# What a custom KEY_FUNCTION may return: a str, a str subclass, or (a bug in the user's
+# function) None, bytes or a number. Both twins must make the same key or raise the same
+# clear TypeError; the compiled one used to read None as a str (out of bounds).
+key_results = st.one_of(
+    st.text(max_size=300), st.text(max_size=30).map(StrSub), st.none(),
+    st.binary(max_size=30), st.integers(), st.floats(allow_nan=False),
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.binary(max_size=300), st.text(max_size=50), st.integers(),
-                          st.floats(allow_nan=False), st.booleans()), min_size=1, max_size=6))
-def test_pack_twins_agree(args):
-    assert _outcome(_wire_py.pack_command, args) == _outcome(_wire_c.pack_command, args)
+@given(key_results, st.booleans(), st.one_of(st.none(), st.integers(-5, 5)))
+def test_custom_key_function_twins_agree(result, validate, version):
+    outcomes = []
+    for module in (_codec_py, _codec_c):
+        maker = module.KeyMaker("pre", 1, lambda key, prefix, version: result, False, validate)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outcome = _outcome(maker.make, "k", version)
+            pattern = _outcome(maker.make_pattern, "k*", version)
+        if outcome[0] == "ok":
+            assert type(outcome[1]) is str  # an exact str goes to the wire layer
+        outcomes.append((outcome, pattern, [str(w.message) for w in caught]))
+    assert outcomes[0] == outcomes[1]
+    if isinstance(result, str):
+        assert outcomes[0][0] == ("ok", str.__str__(result))
+    else:
+        assert outcomes[0][0][:2] == ("error", TypeError)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key_results)
+def test_check_key_twins_agree(key):
+    outcomes = []
+    for module in (_codec_py, _codec_c):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outcome = _outcome(module.check_key, key)
+        outcomes.append((outcome, [str(w.message) for w in caught]))
+    assert outcomes[0] == outcomes[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(round_trip_values)
+def test_codec_twins_agree_for_every_serializer_and_compressor(value):
+    """Same stored bytes (or the same error) and the same value read back, whatever the
+    serializer and the compressor (int and str subclasses, enums, Decimal, datetimes...)."""
+    pure_impl = type("I", (), {"codec": _codec_py})
+    compiled_impl = type("I", (), {"codec": _codec_c})
+    for serializer in SERIALIZERS:
+        for compressor in COMPRESSORS:
+            pure = round_trip_codec(pure_impl, serializer, compressor)
+            compiled = round_trip_codec(compiled_impl, serializer, compressor)
+            stored = _outcome(pure.encode, value)
+            assert stored == _outcome(compiled.encode, value), (serializer, compressor)
+            if stored[0] == "ok":
+                data = stored_bytes(stored[1])
+                assert _outcome(pure.decode, data, "k") == \
+                    _outcome(compiled.decode, data, "k"), (serializer, compressor)
+
+
+argument = st.one_of(st.binary(max_size=300), st.text(max_size=50), st.integers(),
+                     st.floats(allow_nan=False), st.booleans())
+containers = st.sampled_from([list, tuple, iter, lambda args: (a for a in args)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(argument, min_size=1, max_size=6), containers)
+def test_pack_twins_agree_for_any_iterable(args, container):
+    """A generator, an iterator, a list or a tuple of arguments: the same bytes."""
+    assert _outcome(_wire_py.pack_command, container(args)) == \
+        _outcome(_wire_c.pack_command, container(args))
 
 
 @settings(max_examples=500, deadline=None)
