@@ -35,10 +35,12 @@ import time
 import weakref
 
 from valkey.connection import BlockingConnectionPool
-from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
+from valkey.exceptions import (
+    ConnectionError, InvalidResponse, ReadOnlyError, ResponseError, TimeoutError,
+)
 
 from django_valkey_fast._wire import pack_command, pack_commands
-from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout
+from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout, MalformedReply
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
 __all__ = ["Channel", "channel_for", "channel_for_pool"]
@@ -356,6 +358,9 @@ class Channel:
             raise TimeoutError(f"Timeout reading from {connection._host_error()}")
         except OSError as error:
             raise ConnectionError(f"Error while reading from {connection._host_error()}: {error}")
+        except (InvalidResponse, ValueError) as error:  # valkey-py's pure parser: ValueError
+            raise MalformedReply(
+                f"Malformed reply from {connection._host_error()}: {error}") from error
 
     def _run(self, packed: bytes, replies, commands):
         """Run ``packed`` on a connection; resend it at most once, and only when the

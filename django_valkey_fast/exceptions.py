@@ -6,7 +6,7 @@ compiled and the pure-Python build raise the same types with the same messages.
 
 from __future__ import annotations
 
-from valkey.exceptions import ConnectionError, TimeoutError
+from valkey.exceptions import ConnectionError, InvalidResponse, TimeoutError
 
 __all__ = [
     "CommandNotSent",
@@ -14,6 +14,7 @@ __all__ = [
     "CompressorError",
     "ConnectionInterrupted",
     "DecodeError",
+    "MalformedReply",
     "MissingDependency",
     "interrupted",
 ]
@@ -75,6 +76,15 @@ class CommandNotSent(ConnectionError):
     silently.) It is a valkey-py ``ConnectionError``: callers that catch that catch
     this too.
     """
+
+
+class MalformedReply(ConnectionError, InvalidResponse):
+    """The server sent bytes that are not a RESP reply (a protocol error).
+
+    What follows on that connection is out of step, so the connection is closed, as
+    when it is cut: the error is a valkey-py ``ConnectionError`` (reported as
+    ``ConnectionInterrupted``, swallowed with ``IGNORE_EXCEPTIONS``) and an
+    ``InvalidResponse``, valkey-py's name for a protocol error."""
 
 
 class ConnectTimeout(CommandNotSent, TimeoutError):

@@ -37,7 +37,7 @@ from valkey.exceptions import (
 
 from django_valkey_fast._wire import pack_command, pack_commands
 from django_valkey_fast.channel import pipeline_error
-from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout
+from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout, MalformedReply
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
 try:
@@ -75,7 +75,13 @@ class RespConnection(asyncio.Protocol):
         reader.feed(data)
         waiters = self._waiters
         while waiters:
-            reply = reader.gets()
+            try:
+                reply = reader.gets()
+            except Exception as error:  # noqa: BLE001 - not RESP: InvalidResponse, or a
+                # RESP3 map with an unhashable key (TypeError): out of step for good
+                self._fail(MalformedReply(f"Malformed reply from the server: {error}"))
+                self.close()
+                return
             if reply is False:
                 break
             waiter = waiters[0]
