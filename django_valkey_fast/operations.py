@@ -246,10 +246,11 @@ class Operations:
 
     @operation(write=True, fallback=0)
     def delete_many(self, keys, version=None):
-        """Delete ``keys`` (one DEL); return how many existed (None for no keys, as Django)."""
+        """Delete ``keys`` (one DEL); return how many existed (0 for no keys, as
+        django-valkey; Django's own backends return None, also false)."""
         nkeys = [self._key(key, version) for key in keys]
         if not nkeys:
-            return None
+            return 0
         return (yield ("DEL", *nkeys))
 
     @operation(write=False, fallback=False)

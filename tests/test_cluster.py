@@ -178,3 +178,39 @@ def test_clear_scope_prefix_on_the_cluster(cluster):
         ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "p", "OPTIONS": {"CLEAR_SCOPE": "prefix"}}),
         other)
     other.clear()
+
+
+def test_target_nodes_as_django_valkey_takes_them(cluster, cache):
+    """django-valkey's cluster ``keys``/``iter_keys``/``delete_pattern`` take
+    ``target_nodes``: a node group means the whole keyspace here (every primary), a
+    node or a list of nodes means those primaries only; a replica is refused clearly."""
+    from valkey.cluster import ClusterNode, ValkeyCluster
+
+    data = {f"t{i}": i for i in range(30)}
+    cache.set_many(data)
+    everything = sorted(data)
+    for group in (ValkeyCluster.ALL_NODES, ValkeyCluster.PRIMARIES, ValkeyCluster.RANDOM,
+                  ValkeyCluster.DEFAULT_NODE, None):
+        assert sorted(cache.keys("t*", target_nodes=group)) == everything
+        assert sorted(cache.iter_keys("t*", target_nodes=group)) == everything
+    first = cluster.primaries[0]
+    on_first = sorted(key for key in data if holders(cluster, f":1:{key}")[0].port == first.port)
+    assert 0 < len(on_first) < len(data)
+    node = ClusterNode("127.0.0.1", first.port)
+    assert sorted(cache.keys("t*", target_nodes=node)) == on_first
+    assert sorted(cache.keys("t*", target_nodes=[node])) == on_first
+    assert sorted(cache.iter_keys("t*", itersize=3, target_nodes=node)) == on_first
+
+    async def async_listing():
+        return (sorted(await cache.akeys("t*", target_nodes=node)),
+                sorted([key async for key in cache.aiter_keys("t*", target_nodes=node)]),
+                sorted(await cache.akeys("t*", target_nodes=ValkeyCluster.ALL_NODES)))
+
+    assert asyncio.run(async_listing()) == (on_first, on_first, everything)
+    with pytest.raises(ValueError, match="serves no slots"):
+        replica = next(n for n in cluster.nodes if n not in cluster.primaries)
+        cache.keys("t*", target_nodes=ClusterNode("127.0.0.1", replica.port))
+    assert cache.delete_pattern("t*", target_nodes=node) == len(on_first)
+    assert sorted(cache.keys("t*")) == sorted(set(everything) - set(on_first))
+    assert asyncio.run(cache.adelete_pattern("t*", target_nodes=ValkeyCluster.PRIMARIES)) \
+        == len(data) - len(on_first)

@@ -191,7 +191,13 @@ def test_delete_many(cache):
     cache.delete_many(["key1", "key2"])
     assert cache.get("key1") is None and cache.get("key2") is None
     assert cache.get("key3") == "ham"
-    assert cache.delete_many([]) is None
+    assert cache.delete_many([]) == 0  # django-valkey's answer (Django's backends: None)
+    assert cache.delete_many(key for key in ()) == 0
+
+
+async def test_adelete_many_of_nothing_is_zero(cache):
+    assert await cache.adelete_many([]) == 0
+    assert await cache.adelete_many(key for key in ()) == 0
 
 
 def test_clear(cache):

@@ -18,6 +18,21 @@ class ClusterValkeyCache(ValkeyCache):
 
     DEFAULT_CLIENT_CLASS = "django_valkey_fast.cluster_cache.client.DefaultClusterClient"
 
+    def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None,
+                       target_nodes=None):
+        """Delete the keys matching ``pattern`` on ``target_nodes`` (default: every
+        primary); return how many."""
+        return self.client.delete_pattern(
+            pattern, version=version, prefix=prefix, client=client,
+            itersize=itersize or self._default_scan_itersize, target_nodes=target_nodes)
+
+    async def adelete_pattern(self, pattern, version=None, prefix=None, client=None,
+                              itersize=None, target_nodes=None):
+        """Delete the keys matching ``pattern`` on ``target_nodes``; return how many."""
+        return await self.client.adelete_pattern(
+            pattern, version=version, prefix=prefix, client=client,
+            itersize=itersize or self._default_scan_itersize, target_nodes=target_nodes)
+
     def keyslot(self, key, version=None) -> int:
         """The cluster slot of ``key``."""
         return self.client.keyslot(key, version)

@@ -9,9 +9,11 @@ failed-over node are followed (see ``django_valkey_fast.cluster``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from urllib.parse import urlparse
 
+from valkey.cluster import ValkeyCluster
 from valkey.exceptions import ConnectionError, TimeoutError
 
 from django_valkey_fast.async_cache import channel as aio
@@ -133,6 +135,77 @@ class DefaultClusterClient(ShardOperations, DefaultClient):
     def readwrite(self, target_nodes=None, client=None):
         """READWRITE on the raw cluster client."""
         return (client or self.get_client()).readwrite(target_nodes)
+
+    # -- django-valkey's target_nodes -------------------------------------------------
+
+    def _on_nodes(self, target_nodes):
+        """This client, or a view of it whose KEYS/SCAN visit only ``target_nodes``.
+
+        A node group (``ValkeyCluster.ALL_NODES``, ``PRIMARIES``, ``REPLICAS``,
+        ``RANDOM``, ``DEFAULT_NODE``) or None means the whole keyspace: every primary
+        (replicas hold copies of their primaries' keys). A ``ClusterNode``, a
+        ``(host, port)`` pair or a list of them means those primaries only."""
+        if target_nodes is None or (isinstance(target_nodes, str)
+                                    and target_nodes in ValkeyCluster.NODE_FLAGS):
+            return self
+        if hasattr(target_nodes, "host") or (
+                isinstance(target_nodes, tuple) and len(target_nodes) == 2
+                and isinstance(target_nodes[1], int)):
+            target_nodes = [target_nodes]
+        router = self._router
+        if not router.ready:
+            self._cluster_channel.call(("PING",))  # learns the slot map
+        firsts = {}
+        for slot, node in enumerate(router.slots):
+            if node is not None and node not in firsts:
+                firsts[node] = slot
+        places = []
+        for target in target_nodes:
+            host, port = (target.host, target.port) if hasattr(target, "host") else target
+            address = (host, int(port))
+            if address not in firsts:
+                raise ValueError(f"target node {host}:{port} serves no slots: name a "
+                                 "primary (replicas hold copies of their primary's keys)")
+            places.append(firsts[address])
+        view_router = copy.copy(router)
+        view_router.every_place = lambda: places
+        view = copy.copy(self)
+        view._cluster_channel = ClusterChannel(view_router, self._sync_node)
+        view._aio = aio.PerLoop(lambda loop: AsyncClusterChannel(
+            view_router, self._aio.get()._channel_at))  # the node channels are shared
+        return view
+
+    def keys(self, search="*", version=None, client=None, target_nodes=None):
+        """The keys matching ``search`` on ``target_nodes`` (default: every primary)."""
+        return DefaultClient.keys(self._on_nodes(target_nodes), search, version,
+                                  client=client)
+
+    async def akeys(self, search="*", version=None, client=None, target_nodes=None):
+        """The keys matching ``search`` on ``target_nodes`` (default: every primary)."""
+        return await DefaultClient.akeys(self._on_nodes(target_nodes), search, version,
+                                         client=client)
+
+    def iter_keys(self, search, itersize=None, client=None, version=None, target_nodes=None):
+        """Yield the keys matching ``search`` on ``target_nodes`` (default: every primary)."""
+        return DefaultClient.iter_keys(self._on_nodes(target_nodes), search, itersize,
+                                       client, version)
+
+    def aiter_keys(self, search, itersize=None, client=None, version=None, target_nodes=None):
+        """Async-iterate the keys matching ``search`` on ``target_nodes``."""
+        return DefaultClient.aiter_keys(self._on_nodes(target_nodes), search, itersize,
+                                        client, version)
+
+    def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None,
+                       target_nodes=None):
+        """Delete the keys matching ``pattern`` on ``target_nodes`` (default: all)."""
+        return DefaultClient.delete_pattern(self._on_nodes(target_nodes), pattern, version,
+                                            prefix, client, itersize)
+
+    async def adelete_pattern(self, pattern, version=None, prefix=None, client=None,
+                              itersize=None, target_nodes=None):
+        """Delete the keys matching ``pattern`` on ``target_nodes`` (default: all)."""
+        return await DefaultClient.adelete_pattern(self._on_nodes(target_nodes), pattern,
+                                                   version, prefix, client, itersize)
 
     # -- channels -----------------------------------------------------------------------
 
