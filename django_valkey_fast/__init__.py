@@ -4,18 +4,38 @@ A drop-in replacement for django-valkey: use ``django_valkey_fast`` wherever the
 settings say ``django_valkey``.
 """
 
+# The one place the version is written: pyproject.toml reads it from here
+# ([tool.setuptools.dynamic]), so importing this module must need only the stdlib.
 __version__ = "0.1.0"
-VERSION = (0, 1, 0)
+VERSION = tuple(int(part) if part.isdigit() else part for part in __version__.split("."))
 
 __all__ = ["COMPILED", "VERSION", "__version__", "get_valkey_connection"]
 
+# Each twin module re-exports these names from its compiled (``<twin>_c``) or its
+# pure-Python (``<twin>_py``) implementation.
+_TWINS = {
+    "_codec": ("Codec", "KeyMaker", "check_key"),
+    "_wire": ("pack_command", "pack_commands"),
+    "_slots": ("key_slot",),
+}
+
+
+def _compiled():
+    """True when every name of every twin comes from its compiled module."""
+    from importlib import import_module
+
+    for twin, names in _TWINS.items():
+        module = import_module(f"{__name__}.{twin}")
+        for name in names:
+            if getattr(module, name).__module__ != f"{__name__}.{twin}_c":
+                return False
+    return True
+
 
 def __getattr__(name):
-    # Computed on first use so importing the package does not import the codec.
+    # Computed on each use (not at import) so importing the package imports no twin.
     if name == "COMPILED":
-        from django_valkey_fast import _codec
-
-        return _codec.Codec.__module__.endswith("_c")
+        return _compiled()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
