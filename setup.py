@@ -19,19 +19,20 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as error:  # noqa: BLE001 - any build failure means pure Python
-            self._fallback(error)
+            self._fallback("its extensions", error)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
-        except Exception as error:  # noqa: BLE001
-            self._fallback(error)
+        except Exception as error:  # noqa: BLE001 - this twin stays pure Python
+            self._fallback(f"the extension {ext.name}", error)
 
     @staticmethod
-    def _fallback(error):
+    def _fallback(what, error):
         print(
-            f"WARNING: django-valkey-fast could not compile its extensions ({error}); "
-            "installing the pure-Python implementation.",
+            f"WARNING: django-valkey-fast could not compile {what} ({error}); "
+            "installing the pure-Python implementation in its place "
+            "(django_valkey_fast.COMPILED will be False).",
             file=sys.stderr,
         )
 
@@ -52,7 +53,12 @@ def extensions():
                   extra_compile_args=["-O2"] if os.name != "nt" else [])
         for name in EXTENSION_MODULES
     ]
-    return cythonize(modules, compiler_directives={"language_level": "3"}, quiet=True)
+    built = cythonize(modules, compiler_directives={"language_level": "3"}, quiet=True)
+    for module in built:
+        # Optional: when one twin fails to compile, an in-place build (editable install,
+        # build_ext --inplace) still copies the others. Set here: cythonize drops it.
+        module.optional = True
+    return built
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
