@@ -5,7 +5,7 @@
 #   bash scripts/bench.sh --cluster  cluster backends on a 6-node cluster
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh
+source scripts/setup.sh test
 if [ "${1:-}" = "--async" ]; then
     shift
     .venv/bin/python bench/run_async.py "$@"

@@ -6,7 +6,7 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh
+source scripts/setup.sh test
 
 export PYTHONDONTWRITEBYTECODE=1
 status=0
