@@ -128,3 +128,52 @@ async def test_top_level_get_valkey_connection_for_an_async_alias(async_cache):
 
     client = await django_valkey_fast.get_valkey_connection("default")
     assert isinstance(client, valkey.asyncio.Valkey)
+
+
+class RecordingAsyncFactory(AsyncConnectionFactory):
+    """A user's connection factory: its ``disconnect`` is the hook django-valkey calls."""
+
+    disconnected: list = []
+
+    async def disconnect(self, connection):
+        RecordingAsyncFactory.disconnected.append(connection)
+        await super().disconnect(connection)
+
+
+class RecordingAsyncClient(AsyncDefaultClient):
+    closes = 0
+
+    async def close(self):
+        RecordingAsyncClient.closes += 1
+        await super().close()
+
+
+async def test_close_disconnects_through_the_connection_factory(server):
+    """CLOSE_CONNECTION: ``await cache.close()`` disconnects each valkey-py client
+    through the (user's) connection factory, as django-valkey does."""
+    RecordingAsyncFactory.disconnected.clear()
+    cache = AsyncValkeyCache(server.url, {"OPTIONS": {
+        "CLOSE_CONNECTION": True,
+        "CONNECTION_FACTORY": "tests.test_async_backend.RecordingAsyncFactory"}})
+    await cache.set("k", 1)
+    raw = await cache.client.get_client()
+    await cache.close()
+    assert RecordingAsyncFactory.disconnected == [raw]
+    assert await cache.get("k") == 1  # reconnects
+
+
+async def test_awaited_close_reaches_the_clients_close(server):
+    """Without CLOSE_CONNECTION too: a client class that overrides close() gets the call
+    (Django's un-awaited close_caches does not run it, and warns about nothing)."""
+    RecordingAsyncClient.closes = 0
+    cache = AsyncValkeyCache(server.url, {"OPTIONS": {
+        "CLIENT_CLASS": "tests.test_async_backend.RecordingAsyncClient"}})
+    await cache.set("k", 1)
+    await cache.close()
+    await cache.aclose()
+    assert RecordingAsyncClient.closes == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cache.close()  # not awaited: nothing runs, nothing warns
+        gc.collect()
+    assert RecordingAsyncClient.closes == 2

@@ -214,3 +214,28 @@ def test_target_nodes_as_django_valkey_takes_them(cluster, cache):
     assert sorted(cache.keys("t*")) == sorted(set(everything) - set(on_first))
     assert asyncio.run(cache.adelete_pattern("t*", target_nodes=ValkeyCluster.PRIMARIES)) \
         == len(data) - len(on_first)
+
+
+def test_close_connection_disconnects_through_the_connection_factory(cluster):
+    from django_valkey_fast.cluster_cache.pool import ClusterConnectionFactory
+
+    disconnected = []
+
+    class Recording(ClusterConnectionFactory):
+        def disconnect(self, connection):
+            disconnected.append(connection)
+            super().disconnect(connection)
+
+    import tests.test_cluster as here
+    here.RecordingClusterFactory = Recording
+    cache = ClusterValkeyCache(cluster.url, {"OPTIONS": {
+        "CLOSE_CONNECTION": True,
+        "CONNECTION_FACTORY": "tests.test_cluster.RecordingClusterFactory"}})
+    cache.set("k", 1)
+    raw = cache.client.get_client()
+    cache.close()
+    assert disconnected == [raw]
+    assert cache.get("k") == 1
+    asyncio.run(cache.aset("k", 2))
+    asyncio.run(cache.aclose())
+    assert cache.get("k") == 2

@@ -26,14 +26,22 @@ _COROUTINES = (
 
 
 class _Closed:
-    """What ``close()`` returns: awaitable (django-valkey's callers await it) and
-    harmless when Django's sync ``close_caches`` does not."""
+    """What ``close()`` returns: awaitable (django-valkey's callers await it: the
+    client's ``close()`` then runs) and harmless when Django's sync ``close_caches``
+    does not await it."""
 
-    def __init__(self, task=None):
+    __slots__ = ("_task", "_client")
+
+    def __init__(self, task=None, client=None):
         self._task = task
+        self._client = client
 
     def __await__(self):
-        return self._task.__await__() if self._task is not None else iter(())
+        if self._task is not None:
+            return self._task.__await__()
+        if self._client is not None:
+            return self._client.close().__await__()
+        return iter(())
 
 
 def _coroutine(name):
@@ -83,8 +91,10 @@ class AsyncValkeyCache(ValkeyCache):
         every request: nothing is left un-awaited, and no warning is printed.
         """
         client = self.__dict__.get("client")  # never build a client just to close it
-        if client is None or not client._close_requested():
+        if client is None:
             return _Closed()
+        if not client._close_requested():
+            return _Closed(client=client)  # awaited: the client's close() runs
         for channel in client._aio_channels():
             channel.close()
         try:

@@ -252,7 +252,12 @@ class DefaultClusterClient(ShardOperations, DefaultClient):
     lock = get_lock
 
     def close(self) -> None:
-        """Close connections if ``CLOSE_CONNECTION`` asks for it."""
+        """Close connections if ``CLOSE_CONNECTION`` asks for it: the node channels, and
+        the raw cluster client through the connection factory's ``disconnect``."""
         if self._close_requested():
             for channel in self._node_channels.values():
                 channel.disconnect()
+            client = self._clients[0]
+            if client is not None:
+                self.connection_factory.disconnect(client)
+                self._clients = [None] * len(self._server)
