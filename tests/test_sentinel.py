@@ -140,3 +140,25 @@ def test_configuration_errors(topology):
     with override_settings(CACHES=settings):
         with pytest.raises(ImproperlyConfigured, match="Sentinel-managed"):
             caches["default"].get("k")
+
+
+def test_locks_sync_and_async_hold_on_the_primary(topology):
+    """``lock``/``alock`` with SentinelClient and AsyncSentinelClient (the async ones
+    used to fail: a Sentinel pool's settings were handed to a plain connection)."""
+    primary, _, sentinel = topology
+    with override_settings(CACHES=sentinel_caches(sentinel)):
+        def held(name):
+            return primary.command(f"EXISTS :1:{name}")[0] == ":1"
+
+        async def async_side():
+            lock = await caches["async"].lock("alock1", timeout=5)
+            async with lock:
+                assert await lock.locked() and held("alock1")
+            lock = await caches["default"].alock("alock2", timeout=5)
+            async with lock:
+                assert await lock.locked() and held("alock2")
+
+        asyncio.run(async_side())
+        with caches["default"].lock("lock3", timeout=5):
+            assert held("lock3")
+        assert not held("alock1") and not held("lock3")

@@ -107,6 +107,21 @@ def _sync_method(name, plan):
     return _named(method, name, plan)
 
 
+def _sentinel_managed_client(sentinel: dict, params: dict):
+    """A ``valkey.asyncio`` client that asks Sentinel where the service's primary (or
+    a replica) is, as the channel described by ``sentinel`` does."""
+    from valkey.asyncio.sentinel import Sentinel
+
+    skip = ("host", "port", "unix", "ssl", "connection_pool", "parser_class")
+    sentinel_kwargs = {k: v for k, v in sentinel["sentinels"][0].items() if k not in skip}
+    manager = Sentinel([(s["host"], s["port"]) for s in sentinel["sentinels"]],
+                       sentinel_kwargs=sentinel_kwargs,
+                       **{k: v for k, v in params.items() if k not in skip})
+    if sentinel["primary"]:
+        return manager.master_for(sentinel["service"])
+    return manager.slave_for(sentinel["service"])
+
+
 def _is_primary(role) -> bool:
     """Whether a ROLE reply comes from a primary."""
     return bool(role) and role[0] in (b"master", "master")
@@ -392,7 +407,11 @@ class DefaultClient(Operations):
         client = getattr(channel, "valkey_client", None)
         if client is None:
             params = {k: v for k, v in channel.params.items()
-                      if k not in ("unix", "ssl", "cluster", "sentinel")}
+                      if k not in ("unix", "ssl", "cluster", "sentinel", "connection_pool")}
+            sentinel = channel.params.get("sentinel")
+            if sentinel is not None:
+                client = channel.valkey_client = _sentinel_managed_client(sentinel, params)
+                return client
             if channel.params["unix"]:
                 params["connection_class"] = valkey.asyncio.UnixDomainSocketConnection
             elif channel.params["ssl"]:
