@@ -31,8 +31,12 @@ EXTENDED_ASYNC_API = tuple(f"a{name}" for name in EXTENDED_API) + ("adelete_patt
 
 
 def _pass_through(name):
-    def method(self, *args, **kwargs):
-        return getattr(self.client, name)(*args, **kwargs)
+    if name in EXTENDED_ASYNC_API and name not in ("aiter_keys", "asscan_iter"):
+        async def method(self, *args, **kwargs):
+            return await getattr(self.client, name)(*args, **kwargs)
+    else:
+        def method(self, *args, **kwargs):
+            return getattr(self.client, name)(*args, **kwargs)
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"See the client's ``{name}``."

@@ -239,3 +239,15 @@ def test_close_connection_disconnects_through_the_connection_factory(cluster):
     asyncio.run(cache.aset("k", 2))
     asyncio.run(cache.aclose())
     assert cache.get("k") == 2
+
+
+def test_every_async_method_runs_on_the_loop(cache):
+    """No ``a*`` method hops to a thread on the Cluster backend (ready for Django 6.1)."""
+    from django_valkey_fast.cache import EXTENDED_ASYNC_API
+    from tests.native_async import DJANGO_ASYNC_API, exercise_async_api, no_thread_hops
+
+    async def run():
+        with no_thread_hops():
+            return await exercise_async_api(cache, prefix="c")
+
+    assert set(DJANGO_ASYNC_API) | set(EXTENDED_ASYNC_API) <= asyncio.run(run())

@@ -162,3 +162,23 @@ def test_locks_sync_and_async_hold_on_the_primary(topology):
         with caches["default"].lock("lock3", timeout=5):
             assert held("lock3")
         assert not held("alock1") and not held("lock3")
+
+
+@pytest.mark.parametrize("alias", ["default", "async"])
+def test_every_async_method_runs_on_the_loop(topology, alias):
+    """SentinelClient's and AsyncSentinelClient's ``a*`` methods: no thread hop."""
+    from django_valkey_fast.cache import EXTENDED_ASYNC_API
+    from tests.native_async import DJANGO_ASYNC_API, exercise_async_api, no_thread_hops
+
+    _, _, sentinel = topology
+    settings = sentinel_caches(sentinel)
+    for setting in settings.values():  # primary only: the checks read their own writes
+        setting["LOCATION"] = [f"valkey://{sentinel.name}/0?is_master=1"]
+    with override_settings(CACHES=settings):
+        cache = caches[alias]
+
+        async def run():
+            with no_thread_hops():
+                return await exercise_async_api(cache, prefix=alias)
+
+        assert set(DJANGO_ASYNC_API) | set(EXTENDED_ASYNC_API) <= asyncio.run(run())

@@ -190,10 +190,12 @@ class DefaultClusterClient(ShardOperations, DefaultClient):
         return DefaultClient.iter_keys(self._on_nodes(target_nodes), search, itersize,
                                        client, version)
 
-    def aiter_keys(self, search, itersize=None, client=None, version=None, target_nodes=None):
+    async def aiter_keys(self, search, itersize=None, client=None, version=None,
+                         target_nodes=None):
         """Async-iterate the keys matching ``search`` on ``target_nodes``."""
-        return DefaultClient.aiter_keys(self._on_nodes(target_nodes), search, itersize,
-                                        client, version)
+        async for key in DefaultClient.aiter_keys(self._on_nodes(target_nodes), search,
+                                                  itersize, client, version):
+            yield key
 
     def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None,
                        target_nodes=None):
