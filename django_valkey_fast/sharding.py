@@ -40,12 +40,35 @@ class HashRing:
             self.sorted_keys.append(point)
         self.sorted_keys.sort()
 
+    def remove_node(self, node: str) -> None:
+        """Take ``node`` off the ring (its keys move to the next points)."""
+        self.nodes.remove(node)
+        for x in range(self.replicas):
+            point = hashlib.sha256(f"{node}:{x}".encode()).hexdigest()
+            del self.ring[point]
+            self.sorted_keys.remove(point)
+
     def get_node(self, key: str):
-        """The node that holds ``key``."""
+        """The node that holds ``key`` (None on an empty ring)."""
+        return self.get_node_pos(key)[0]
+
+    def get_node_pos(self, key: str):
+        """``(node, position on the ring)`` for ``key``; ``(None, None)`` if empty."""
         if not self.ring:
-            return None
+            return None, None
         point = hashlib.sha256(key.encode()).hexdigest()
-        return self.ring[self.sorted_keys[bisect.bisect(self.sorted_keys, point) - 1]]
+        position = min(bisect.bisect(self.sorted_keys, point) - 1,
+                       self.replicas * len(self.nodes) - 1)
+        return self.ring[self.sorted_keys[position]], position
+
+    def iter_nodes(self, key: str):
+        """Yield ``(point, node)`` from ``key``'s position to the end of the ring."""
+        if not self.ring:
+            yield None, None
+            return
+        _, position = self.get_node_pos(key)
+        for point in self.sorted_keys[position:]:
+            yield point, self.ring[point]
 
     __call__ = get_node
 

@@ -231,6 +231,17 @@ class DefaultClient(Operations):
 
     # -- keys and values ----------------------------------------------------------
 
+    # Each instance binds ``encode``/``decode`` to its codec's methods directly (one
+    # attribute lookup on the hot path); these class-level twins name them.
+    def encode(self, value):
+        """``value`` as stored in the server (ints and floats raw, the rest serialized
+        and compressed)."""
+        return self._codec.encode(value)
+
+    def decode(self, value, key=None):
+        """The Python value of bytes ``value`` read from the server."""
+        return self._codec.decode(value, key)
+
     def key_func_changed(self) -> None:
         """(Re)build the key maker from the backend's prefix, version and key function."""
         self._keys = build_key_maker(self._backend)

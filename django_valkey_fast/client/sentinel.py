@@ -15,7 +15,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_valkey_fast.client.default import DefaultClient
 
-__all__ = ["SentinelClient", "primary_and_replica_urls"]
+__all__ = ["SentinelClient", "primary_and_replica_urls", "replace_query"]
+
+
+def replace_query(url, query) -> str:
+    """``url`` (a ``urlparse`` result) with its query replaced by the dict ``query``."""
+    return urlunparse((*url[:4], urlencode(query, doseq=True), url[5]))
 
 
 def primary_and_replica_urls(server):
@@ -27,7 +32,7 @@ def primary_and_replica_urls(server):
     for is_master in ("1", "0"):
         query = parse_qs(url.query, keep_blank_values=True)  # a fresh dict for each URL
         query["is_master"] = [is_master]
-        urls.append(urlunparse((*url[:4], urlencode(query, doseq=True), url[5])))
+        urls.append(replace_query(url, query))
     return urls
 
 

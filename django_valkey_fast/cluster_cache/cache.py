@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from django_valkey_fast.cache import ValkeyCache
 
-__all__ = ["ClusterValkeyCache"]
+__all__ = ["ClusterCommands", "ClusterValkeyCache"]
 
 
-class ClusterValkeyCache(ValkeyCache):
-    """Django cache backend for a Valkey (or Redis) Cluster."""
-
-    DEFAULT_CLIENT_CLASS = "django_valkey_fast.cluster_cache.client.DefaultClusterClient"
+class ClusterCommands:
+    """The Cluster extras of the backend (django-valkey's ``ClusterCommands``)."""
 
     def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None,
                        target_nodes=None):
@@ -39,17 +37,15 @@ class ClusterValkeyCache(ValkeyCache):
 
     def mget_nonatomic(self, keys, version=None, client=None):
         """``get_many`` (split by slot; not atomic across slots)."""
-        return self.client.get_many(keys, version, client=client)
+        return self.client.mget_nonatomic(keys, version, client=client)
 
     def mset_nonatomic(self, data, version=None, client=None):
         """``set_many`` without expiry (split by slot; not atomic across slots)."""
-        return self.client.set_many(data, None, version, client=client)
+        return self.client.mset_nonatomic(data, version, client=client)
 
     def msetnx(self, data, version=None, client=None):
         """MSETNX: all keys must share a slot (use a ``{hash tag}``)."""
-        raw = client or self.client.get_client()
-        made = {self.client._key(k, version): self.client.encode(v) for k, v in data.items()}
-        return raw.msetnx(made)
+        return self.client.msetnx(data, version, client=client)
 
     def readonly(self, target_nodes=None, client=None):
         """READONLY on the raw cluster client."""
@@ -59,6 +55,16 @@ class ClusterValkeyCache(ValkeyCache):
         """READWRITE on the raw cluster client."""
         return self.client.readwrite(target_nodes, client)
 
-    def flushall(self, client=None):
+    def flushall(self, asynchronous=False, client=None):
         """Delete every key on every primary."""
-        return self.clear(client=client)
+        return self.client.flushall(asynchronous, client=client)
+
+    def invalidate_key_from_cache(self, client=None):
+        """valkey-py's client-side cache invalidation, on the raw cluster client."""
+        return self.client.invalidate_key_from_cache(client=client)
+
+
+class ClusterValkeyCache(ClusterCommands, ValkeyCache):
+    """Django cache backend for a Valkey (or Redis) Cluster."""
+
+    DEFAULT_CLIENT_CLASS = "django_valkey_fast.cluster_cache.client.DefaultClusterClient"

@@ -128,6 +128,28 @@ class DefaultClusterClient(ShardOperations, DefaultClient):
         """The cluster slot of ``key``."""
         return self._router.shard_for(self._key(key, version))
 
+    def mget_nonatomic(self, keys, version=None, client=None):
+        """``get_many``: split by slot, not atomic across slots."""
+        return self.get_many(keys, version, client=client)
+
+    def mset_nonatomic(self, data, version=None, client=None):
+        """``set_many`` without expiry: split by slot, not atomic across slots."""
+        return self.set_many(data, None, version, client=client)
+
+    def msetnx(self, data, version=None, client=None):
+        """MSETNX on the raw cluster client: every key must share a slot (a {hash tag})."""
+        raw = client or self.get_client()
+        return raw.msetnx({self._key(k, version): self.encode(v) for k, v in data.items()})
+
+    def flushall(self, asynchronous=False, client=None):
+        """Delete every key on every primary (``clear``; ``asynchronous`` is implied:
+        the keys are freed in the background where the clear scope allows)."""
+        return self.clear(client=client)
+
+    def invalidate_key_from_cache(self, client=None):
+        """valkey-py's client-side cache invalidation, on the raw cluster client."""
+        return (client or self.get_client()).invalidate_key_from_cache()
+
     def readonly(self, target_nodes=None, client=None):
         """READONLY on the raw cluster client."""
         return (client or self.get_client()).readonly(target_nodes)
