@@ -3,11 +3,8 @@
 import importlib.metadata
 import os
 import re
-import shutil
-import site
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -171,98 +168,3 @@ def test_compiled_says_whether_every_twin_is_compiled():
 def test_compiled_is_false_when_any_one_twin_is_pure(monkeypatch, module, pure, name):
     monkeypatch.setattr(module, name, getattr(pure, name))
     assert django_valkey_fast.COMPILED is False
-
-
-# -- builds -----------------------------------------------------------------------
-
-
-def source_copy(tmp_path):
-    """This checkout's sources without build products, so that building neither reads
-    nor writes the working tree (build/, *.egg-info, in-place extensions)."""
-    source = tmp_path / "src"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        "*.so", "*.pyd", "*.c", "build", "dist", "*.egg-info", ".venv", ".git",
-        "__pycache__", ".hypothesis", ".pytest_cache",
-    ))
-    return source
-
-
-def without_no_extensions():
-    return {k: v for k, v in os.environ.items() if k != "DJANGO_VALKEY_FAST_NO_EXTENSIONS"}
-
-
-def test_wheel_ships_license_marker_and_sources(tmp_path):
-    source = source_copy(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path)],
-        cwd=source, env=without_no_extensions(), capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    (wheel,) = tmp_path.glob("django_valkey_fast-*.whl")
-    version = django_valkey_fast.__version__
-    assert wheel.name.startswith(f"django_valkey_fast-{version}-")
-    archive = zipfile.ZipFile(wheel)
-    names = archive.namelist()
-    dist_info = f"django_valkey_fast-{version}.dist-info"
-    assert f"{dist_info}/licenses/LICENSE" in names
-    assert archive.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
-    assert "django_valkey_fast/py.typed" in names
-    for twin in ("_codec_c", "_wire_c", "_slots_c"):
-        assert f"django_valkey_fast/{twin}.pyx" in names
-    metadata = archive.read(f"{dist_info}/METADATA").decode()
-    assert f"\nVersion: {version}\n" in metadata
-    assert "\nLicense-Expression: BSD-3-Clause\n" in metadata
-    assert "\nLicense-File: LICENSE\n" in metadata
-    assert "\nProject-URL: Changelog, " in metadata
-    for python in PYTHONS:
-        assert f"\nClassifier: Programming Language :: Python :: {python}\n" in metadata
-
-
-def test_sdist_ships_license_marker_and_sources(tmp_path):
-    source = source_copy(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-c",
-         "from setuptools import build_meta; print(build_meta.build_sdist('sdist'))"],
-        cwd=source, capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    (sdist,) = (source / "sdist").glob("*.tar.gz")
-    import tarfile
-
-    top = f"django_valkey_fast-{django_valkey_fast.__version__}"
-    names = set(tarfile.open(sdist).getnames())
-    for needed in ("LICENSE", "pyproject.toml", "setup.py", "django_valkey_fast/py.typed",
-                   "django_valkey_fast/_codec_c.pyx", "django_valkey_fast/_wire_c.pyx",
-                   "django_valkey_fast/_slots_c.pyx"):
-        assert f"{top}/{needed}" in names, needed
-
-
-def test_one_extension_that_fails_to_compile_is_named_and_only_that_one_is_pure(tmp_path):
-    source = source_copy(tmp_path)
-    # A _wire_c that Cython translates but no C compiler can build.
-    (source / "django_valkey_fast" / "_wire_c.pyx").write_text(
-        'cdef extern from "no_such_header_django_valkey_fast.h":\n    pass\n')
-    result = subprocess.run(
-        [sys.executable, "setup.py", "build_ext", "--inplace"],
-        cwd=source, env=without_no_extensions(), capture_output=True, text=True,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "could not compile the extension django_valkey_fast._wire_c" in output
-    assert output.count("could not compile") == 1, output  # no other failure, no copy error
-    built = {path.name.split(".")[0] for path in (source / "django_valkey_fast").glob("*.so")}
-    assert built == {"_codec_c", "_slots_c"}
-    script = (
-        "import django_valkey_fast as d; from django_valkey_fast import _wire, _codec; "
-        "assert d.__file__.startswith(%r), d.__file__; "
-        "print(_codec.Codec.__module__, _wire.pack_command.__module__, d.COMPILED)"
-        % str(source)
-    )
-    environment = without_no_extensions()
-    # -S: no site hooks, so the checkout's editable install cannot answer the imports.
-    environment["PYTHONPATH"] = os.pathsep.join([str(source), *site.getsitepackages()])
-    result = subprocess.run([sys.executable, "-S", "-c", script], cwd=tmp_path,
-                            env=environment, capture_output=True, text=True)
-    assert result.stdout.split() == [
-        "django_valkey_fast._codec_c", "django_valkey_fast._wire_py", "False"], result.stderr
