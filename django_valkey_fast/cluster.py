@@ -51,12 +51,17 @@ class ClusterRouter(ShardRouter):
             raise ClusterDownError(f"slot {slot} is not served by any known node")
         return node
 
-    def every_place(self) -> list:
-        """The first slot of each primary, in a stable order."""
+    def first_slots(self) -> dict:
+        """``{primary address: the first slot it serves}``."""
         firsts = {}
         for slot, node in enumerate(self.slots):
             if node is not None and node not in firsts:
                 firsts[node] = slot
+        return firsts
+
+    def every_place(self) -> list:
+        """The first slot of each primary, in a stable order."""
+        firsts = self.first_slots()
         return [firsts[node] for node in sorted(firsts)]
 
     def candidates(self) -> list:

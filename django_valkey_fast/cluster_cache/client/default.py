@@ -177,10 +177,7 @@ class DefaultClusterClient(ShardOperations, DefaultClient):
         router = self._router
         if not router.ready:
             self._cluster_channel.call(("PING",))  # learns the slot map
-        firsts = {}
-        for slot, node in enumerate(router.slots):
-            if node is not None and node not in firsts:
-                firsts[node] = slot
+        firsts = router.first_slots()
         places = []
         for target in target_nodes:
             host, port = (target.host, target.port) if hasattr(target, "host") else target
