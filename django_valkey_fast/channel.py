@@ -43,7 +43,7 @@ from django_valkey_fast._wire import pack_command, pack_commands
 from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout, MalformedReply
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
-__all__ = ["Channel", "channel_for", "channel_for_pool"]
+__all__ = ["Channel", "channel_for", "channel_for_pool", "pipeline_error"]
 
 _channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _channels_lock = threading.Lock()

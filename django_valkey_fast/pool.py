@@ -17,7 +17,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-__all__ = ["ConnectionFactory", "SentinelConnectionFactory", "get_connection_factory"]
+__all__ = ["ConnectionFactory", "SentinelConnectionFactory", "check_hostname_by_default",
+           "get_connection_factory", "sentinel_pool"]
 
 DEFAULT_CONNECTION_FACTORY = "django_valkey_fast.pool.ConnectionFactory"
 

@@ -4,6 +4,8 @@ from django.conf import settings
 
 from django_valkey_fast.exceptions import CompressorError
 
+__all__ = ["BaseCompressor"]
+
 
 class BaseCompressor:
     """Base class of compressors.

@@ -10,6 +10,8 @@ from django.conf import settings
 from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.compressors.base import BaseCompressor
 
+__all__ = ["BrotliCompressor"]
+
 brotli = optional_import("brotli")
 
 

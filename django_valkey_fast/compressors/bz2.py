@@ -4,6 +4,8 @@ import bz2
 
 from django_valkey_fast.compressors.base import BaseCompressor
 
+__all__ = ["Bz2Compressor"]
+
 
 class Bz2Compressor(BaseCompressor):
     """bzip2."""

@@ -4,6 +4,8 @@ import gzip
 
 from django_valkey_fast.compressors.base import BaseCompressor
 
+__all__ = ["GzipCompressor"]
+
 
 class GzipCompressor(BaseCompressor):
     """gzip."""

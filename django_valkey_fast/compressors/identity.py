@@ -2,6 +2,8 @@
 
 from django_valkey_fast.compressors.base import BaseCompressor
 
+__all__ = ["IdentityCompressor"]
+
 
 class IdentityCompressor(BaseCompressor):
     """No compression (the codec skips it entirely)."""

@@ -12,6 +12,8 @@ from django.conf import settings
 
 from django_valkey_fast.compressors.base import BaseCompressor
 
+__all__ = ["LzmaCompressor"]
+
 
 class LzmaCompressor(BaseCompressor):
     """lzma / xz."""

@@ -6,6 +6,8 @@ from django.conf import settings
 
 from django_valkey_fast.compressors.base import BaseCompressor
 
+__all__ = ["ZlibCompressor"]
+
 
 class ZlibCompressor(BaseCompressor):
     """zlib (deflate with a zlib header)."""

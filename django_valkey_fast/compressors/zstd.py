@@ -12,6 +12,8 @@ from django.conf import settings
 from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.compressors.base import BaseCompressor
 
+__all__ = ["ZStdCompressor"]
+
 zstd = optional_import("compression.zstd") or optional_import("backports.zstd")
 zstandard = optional_import("zstandard") if zstd is None else None
 

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+__all__ = ["BaseSerializer"]
+
 
 class BaseSerializer:
     """Base class of serializers: ``dumps`` a value to bytes, ``loads`` it back."""

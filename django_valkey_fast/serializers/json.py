@@ -6,6 +6,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from django_valkey_fast.serializers.base import BaseSerializer
 
+__all__ = ["JSONSerializer"]
+
 
 class JSONSerializer(BaseSerializer):
     """JSON with Django's encoder (dates, decimals, UUIDs, lazy strings)."""

@@ -3,6 +3,8 @@
 from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.serializers.base import BaseSerializer
 
+__all__ = ["MSGPackSerializer"]
+
 msgpack = optional_import("msgpack")
 
 

@@ -3,6 +3,8 @@
 from django_valkey_fast._optional import optional_import, require
 from django_valkey_fast.serializers.base import BaseSerializer
 
+__all__ = ["MsgSpecJsonSerializer", "MsgSpecMsgPackSerializer"]
+
 msgspec = optional_import("msgspec")
 if msgspec is not None:
     import msgspec.json

@@ -6,6 +6,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_valkey_fast.serializers.base import BaseSerializer
 
+__all__ = ["PickleSerializer"]
+
 
 class PickleSerializer(BaseSerializer):
     """Pickles values with ``PICKLE_VERSION`` (default: ``pickle.DEFAULT_PROTOCOL``)."""
