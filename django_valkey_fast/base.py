@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -21,10 +22,10 @@ from django_valkey_fast.compressors.identity import IdentityCompressor
 from django_valkey_fast.exceptions import ConnectionInterrupted, DecodeError, interrupted
 
 __all__ = [
-    "NativeAsyncCommands", "Backend", "BackendCommands", "BaseValkeyCache", "Client",
+    "AsyncBackendCommands", "Backend", "BackendCommands", "BaseValkeyCache", "Client",
     "CONNECTION_INTERRUPTED", "ConnectionInterrupted", "EXTENDED_API", "EXTENDED_ASYNC_API",
     "SERVER_ERRORS", "ErrorPolicy", "build_codec", "build_key_maker", "close_async_caches",
-    "decorate_all_methods", "omit_exception", "omit_exception_async", "prepared",
+    "decorate_all_methods", "NativeAsyncCommands", "omit_exception", "omit_exception_async", "prepared",
 ]
 
 DEFAULT_SERIALIZER = "django_valkey_fast.serializers.pickle.PickleSerializer"
@@ -139,7 +140,7 @@ CONNECTION_INTERRUPTED = object()
 EXTENDED_API = (
     "ttl", "pttl", "persist", "expire", "pexpire", "expire_at", "pexpire_at",
     "get_lock", "lock", "keys", "iter_keys", "mget", "mset",
-    "hset", "hdel", "hlen", "hkeys", "hexists",
+    "hset", "hget", "hdel", "hlen", "hkeys", "hexists",
     "sadd", "scard", "sdiff", "sdiffstore", "sinter", "sinterstore", "smismember",
     "sismember", "smembers", "smove", "spop", "srandmember", "srem", "sscan",
     "sscan_iter", "sunion", "sunionstore",
@@ -223,23 +224,16 @@ class BaseValkeyCache(Generic[Client, Backend]):
     def make_pattern(self, pattern, version=None, prefix=None):
         """Return the glob pattern for ``pattern``."""
         return self.client.make_pattern(pattern, version=version, prefix=prefix)
-    def close(self, **kwargs):
-        """Called by Django at the end of each request; closes only if configured to."""
-        client = self.__dict__.get("client")  # never build a client just to close it
-        if client is not None:
-            client.close()
-
-    async def aclose(self, **kwargs):
-        """The async end-of-request hook; closes only if configured to."""
-        client = self.__dict__.get("client")
-        if client is not None:
-            await client.aclose()
 
 
 class BackendCommands:
     """The sync cache API (Django's and the extended one), on ``self.client``."""
 
-    close = BaseValkeyCache.close
+    def close(self, **kwargs):
+        """Called by Django at the end of each request; closes only if configured to."""
+        client = self.__dict__.get("client")  # never build a client just to close it
+        if client is not None:
+            client.close()
 
     def get(self, key, default=None, version=None, client=None):
         """Return the value of ``key``, or ``default``."""
@@ -322,6 +316,12 @@ class BackendCommands:
 
 class NativeAsyncCommands:
     """The native async cache API (Django's ``a*`` methods and the extended ones)."""
+
+    async def aclose(self, **kwargs):
+        """The async end-of-request hook; closes only if configured to."""
+        client = self.__dict__.get("client")  # never build a client just to close it
+        if client is not None:
+            await client.aclose()
 
     async def aget(self, key, default=None, version=None, client=None):
         """Return the value of ``key``, or ``default``."""
@@ -410,6 +410,64 @@ for _name in EXTENDED_ASYNC_API:
     if _name not in NativeAsyncCommands.__dict__:
         setattr(NativeAsyncCommands, _name, _pass_through(_name))
 del _name
+
+
+class _Closed:
+    """What :meth:`AsyncBackendCommands.close` returns: awaitable (django-valkey's
+    callers await it: the client's ``close()`` then runs) and harmless when Django's
+    sync ``close_caches`` does not await it."""
+
+    __slots__ = ("_task", "_client")
+
+    def __init__(self, task=None, client=None):
+        self._task = task
+        self._client = client
+
+    def __await__(self):
+        if self._task is not None:
+            return self._task.__await__()
+        if self._client is not None:
+            return self._client.close().__await__()
+        return iter(())
+
+
+class AsyncBackendCommands:
+    """django-valkey's async backend API: the cache API as coroutines under the
+    plain names (``await cache.get(...)``), each also under its ``a*`` name. Each is
+    :class:`NativeAsyncCommands`' ``a*`` method: one implementation for both."""
+
+    def close(self, **kwargs):
+        """Close connections if configured to; safe to call with or without ``await``.
+
+        Django's ``close_caches`` calls ``close()`` without awaiting it at the end of
+        every request: nothing is left un-awaited, and no warning is printed.
+        """
+        client = self.__dict__.get("client")  # never build a client just to close it
+        if client is None:
+            return _Closed()
+        if not client._close_requested():
+            return _Closed(client=client)  # awaited: the client's close() runs
+        for channel in client._aio_channels():
+            channel.close()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: a closed loop's connections are swept anyway
+            return _Closed()
+        return _Closed(loop.create_task(client.close()))
+
+    async def aclose(self, **kwargs):
+        """Close connections if configured to."""
+        await self.close()
+
+    def __contains__(self, key):
+        raise TypeError("use 'await cache.has_key(key)' with AsyncValkeyCache")
+
+
+for _name, _method in list(vars(NativeAsyncCommands).items()):
+    if _name.startswith("a") and callable(_method) and _name != "aclose":
+        setattr(AsyncBackendCommands, _name, _method)
+        setattr(AsyncBackendCommands, _name[1:], _method)
+del _name, _method
 
 
 # -- django-valkey's error decorators and request_finished receiver -------------------

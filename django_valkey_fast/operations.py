@@ -419,6 +419,13 @@ class Operations:
         nkey = self._key(key, version)
         return (yield ("HSET", name, nkey, self._encode_for(nkey, value)))
 
+    @operation(write=False, fallback=None)
+    def hget(self, name, key, version=None):
+        """The value of field ``key`` of hash ``name``; None if it is missing."""
+        nkey = self._key(key, version)
+        reply = yield ("HGET", name, nkey)
+        return None if reply is None else self.decode(reply, nkey)
+
     @operation(write=True, fallback=0)
     def hdel(self, name, key, version=None):
         """Delete field ``key`` of hash ``name``; return the number deleted."""

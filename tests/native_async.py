@@ -95,6 +95,7 @@ async def exercise_async_api(cache, prefix: str = "na") -> set:
         f"{{{prefix}}}x": 1, f"{{{prefix}}}y": 2}
     assert await call("ahset", h, "f", 1) == 1
     assert await call("ahexists", h, "f") is True
+    assert await call("ahget", h, "f") == 1
     assert await call("ahlen", h) == 1
     assert await call("ahkeys", h) == ["f"]
     assert await call("ahdel", h, "f") == 1

@@ -136,6 +136,7 @@ def test_hash_commands(cache):
     assert cache.hlen("h") == 2
     assert sorted(cache.hkeys("h")) == ["f1", "f2"]
     assert cache.hexists("h", "f1") is True
+    assert cache.hget("h", "f1") == {"x": 1} and cache.hget("h", "nope") is None
     assert cache.hdel("h", "f1") == 1
     assert cache.hexists("h", "f1") is False
 

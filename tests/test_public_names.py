@@ -19,19 +19,9 @@ NOT_PROVIDED = {
     # generated from one set of operation plans (DefaultClient is the base of all).
     "django_valkey.base_client": {"ClientCommands", "AsyncClientCommands",
                                   "HerdCommonMethods"},
-    "django_valkey.commands.hash": {"HashCommands", "AsyncHashCommands"},
-    # Not yet (issue 10, next step): django-valkey's async-backend mixin (coroutines
-    # under the plain names: AsyncValkeyCache has them, as a class of its own) and the
-    # HashClient pair with its hash-field methods (hget...).
-    "django_valkey.base": {"AsyncBackendCommands"},
-    "django_valkey.async_cache.cache": {"DecoratedAsyncBackendCommands"},
-    "django_valkey.client.default": {"HashClient"},
-    "django_valkey.async_cache.client.default": {"AsyncHashClient"},
 }
 
-
-# Modules left out: their only public names are the hash-command mixins above.
-MODULES_NOT_PROVIDED = {"django_valkey.commands", "django_valkey.commands.hash"}
+MODULES_NOT_PROVIDED: set = set()  # every module is provided
 
 
 def django_valkey_modules():

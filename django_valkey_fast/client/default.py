@@ -14,7 +14,6 @@ import random
 from django.conf import settings
 from django.core.cache.backends.base import get_key_func
 from django.core.exceptions import ImproperlyConfigured
-from valkey.exceptions import ReadOnlyError, ResponseError
 
 from django_valkey_fast import pool
 from django_valkey_fast._common import CacheKey
@@ -23,88 +22,13 @@ from django_valkey_fast.base import (
 )
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
-from django_valkey_fast.exceptions import DecodeError, interrupted
+from django_valkey_fast.commands.hash import HashCommands
+from django_valkey_fast.exceptions import interrupted
 from django_valkey_fast.operations import Operations
+from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.compressors.identity import IdentityCompressor
 
-__all__ = ["DefaultClient", "arun_plan", "bind_operations", "run_plan"]
-
-
-def run_plan(plan, channel):
-    """Drive an operation's plan to its answer on a sync channel."""
-    try:
-        command = next(plan)
-        while True:
-            try:
-                if type(command) is tuple:
-                    reply = channel.call(command)
-                else:
-                    reply = channel.pipeline(command)
-            except ResponseError as error:
-                command = plan.throw(error)
-            else:
-                command = plan.send(reply)
-    except StopIteration as stop:
-        return stop.value
-
-
-async def arun_plan(plan, channel):
-    """Drive an operation's plan to its answer on an asyncio channel."""
-    try:
-        command = next(plan)
-        while True:
-            try:
-                if type(command) is tuple:
-                    reply = await channel.call(command)
-                else:
-                    reply = await channel.pipeline(command)
-            except ResponseError as error:
-                command = plan.throw(error)
-            else:
-                command = plan.send(reply)
-    except StopIteration as stop:
-        return stop.value
-
-
-def _async_method(name, plan):
-    write = plan.op_write
-
-    async def method(self, *args, client=None, **kwargs):
-        try:
-            try:
-                if client is None:
-                    channel = self._achannel(write)
-                else:
-                    channel = aio.channel_for(aio.connection_params(client.connection_pool))
-                return await arun_plan(plan(self, *args, **kwargs), channel)
-            except ReadOnlyError:
-                # A write reached a replica: find the primary among LOCATION, retry once.
-                if not (write and client is None and await self._afind_primary()):
-                    raise
-                return await arun_plan(plan(self, *args, **kwargs), self._achannel(write))
-        except (*SERVER_ERRORS, DecodeError) as error:
-            return _failed(self, error, plan, args, kwargs)
-
-    return _named(method, name, plan)
-
-
-def _sync_method(name, plan):
-    write = plan.op_write
-
-    def method(self, *args, client=None, **kwargs):
-        try:
-            try:
-                channel = self._channel(write) if client is None else channel_for(client)
-                return run_plan(plan(self, *args, **kwargs), channel)
-            except ReadOnlyError:
-                # A write reached a replica: find the primary among LOCATION, retry once.
-                if not (write and client is None and self._find_primary()):
-                    raise
-                return run_plan(plan(self, *args, **kwargs), self._channel(write))
-        except (*SERVER_ERRORS, DecodeError) as error:
-            return _failed(self, error, plan, args, kwargs)
-
-    return _named(method, name, plan)
+__all__ = ["DefaultClient", "HashClient"]
 
 
 def _sentinel_managed_client(sentinel: dict, params: dict):
@@ -125,50 +49,6 @@ def _sentinel_managed_client(sentinel: dict, params: dict):
 def _is_primary(role) -> bool:
     """Whether a ROLE reply comes from a primary."""
     return bool(role) and role[0] in (b"master", "master")
-
-
-def _named(method, name, plan):
-    method.__name__ = method.__qualname__ = name
-    method.__doc__ = plan.__doc__
-    method.plan = plan
-    return method
-
-
-def _failed(client, error, plan, args, kwargs):
-    """Apply the error policy: raise, or return the operation's fallback answer."""
-
-    def fallback():
-        answer = plan.op_fallback
-        if callable(answer):
-            return answer(plan.op_signature.bind(client, *args, **kwargs).arguments)
-        return answer
-
-    return client._errors.handle(error, fallback)
-
-
-def bind_operations(sync_names: bool, operations=Operations):
-    """Class decorator: give a client a method for every operation it inherits.
-
-    Each operation ``name`` gets a coroutine ``a<name>``; with ``sync_names`` the
-    plain ``name`` is a blocking method (the sync client), otherwise it is the same
-    coroutine (django-valkey's async client, whose ``get`` is awaited).
-    """
-
-    def bind(cls):
-        cls.operations = operations
-        for name in dir(operations):
-            plan = getattr(operations, name)
-            if not hasattr(plan, "op_write"):
-                continue
-            async_name = "_a" + name[1:] if name.startswith("_") else "a" + name
-            coroutine = _async_method(async_name, plan)
-            if async_name not in cls.__dict__:
-                setattr(cls, async_name, coroutine)
-            if name not in cls.__dict__ and name != "operations":
-                setattr(cls, name, _sync_method(name, plan) if sync_names else coroutine)
-        return cls
-
-    return bind
 
 
 @bind_operations(sync_names=True)
@@ -507,3 +387,8 @@ class DefaultClient(Operations):
             yield from members
             if not cursor:
                 return
+
+
+class HashClient(HashCommands, DefaultClient):
+    """DefaultClient whose hash commands make the hash name a cache key (see
+    :mod:`django_valkey_fast.commands.hash`): django-valkey's ``HashClient``."""

@@ -7,7 +7,8 @@ import weakref
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from django_valkey_fast.client.default import DefaultClient, bind_operations
+from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.herd import HerdOperations
 
 __all__ = ["HerdClient", "SingleFlight"]

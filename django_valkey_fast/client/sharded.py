@@ -13,7 +13,8 @@ import asyncio
 
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
-from django_valkey_fast.client.default import DefaultClient, bind_operations
+from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.base import prepared
 from django_valkey_fast.operations import Operations, operation
 from django_valkey_fast.sharding import ShardRouter

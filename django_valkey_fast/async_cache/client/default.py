@@ -7,9 +7,11 @@ The operations are the same plans the sync client runs; only the I/O step differ
 from __future__ import annotations
 
 from django_valkey_fast.async_cache import channel as aio
-from django_valkey_fast.client.default import DefaultClient, bind_operations
+from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast.plan_methods import bind_operations
+from django_valkey_fast.commands.hash import AsyncHashCommands
 
-__all__ = ["AsyncDefaultClient"]
+__all__ = ["AsyncDefaultClient", "AsyncHashClient"]
 
 
 @bind_operations(sync_names=False)
@@ -73,3 +75,8 @@ class AsyncDefaultClient(DefaultClient):
     iter_keys = DefaultClient.aiter_keys
     delete_pattern = DefaultClient.adelete_pattern
     sscan_iter = DefaultClient.asscan_iter
+
+
+class AsyncHashClient(AsyncHashCommands, AsyncDefaultClient):
+    """AsyncDefaultClient whose hash commands make the hash name a cache key (see
+    :mod:`django_valkey_fast.commands.hash`): django-valkey's ``AsyncHashClient``."""

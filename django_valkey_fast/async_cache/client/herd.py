@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django_valkey_fast.async_cache.client.default import AsyncDefaultClient
-from django_valkey_fast.client.default import bind_operations
+from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.client.herd import HerdClient
 from django_valkey_fast.herd import HerdOperations
 

@@ -18,7 +18,8 @@ from valkey.exceptions import ConnectionError, TimeoutError
 
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for_pool
-from django_valkey_fast.client.default import DefaultClient, bind_operations
+from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.base import prepared
 from django_valkey_fast.client.sharded import AsyncNodes, ShardOperations
 from django_valkey_fast.cluster import ClusterRouter, run_on_cluster

@@ -1,0 +1,145 @@
+"""Client methods made from operation plans.
+
+A client class decorated with :func:`bind_operations` gets, for each operation plan
+of :mod:`django_valkey_fast.operations`, a blocking method and a coroutine that
+drive the plan on the client's channel (sync or asyncio), retry a write that reached
+a replica on the primary once, and apply the cache's error policy. Nothing here
+knows which server topology the client serves: the client's ``_channel``/``_achannel``
+decide that.
+"""
+
+from __future__ import annotations
+
+from valkey.exceptions import ReadOnlyError, ResponseError
+
+from django_valkey_fast.async_cache import channel as aio
+from django_valkey_fast.base import SERVER_ERRORS
+from django_valkey_fast.channel import channel_for
+from django_valkey_fast.exceptions import DecodeError
+from django_valkey_fast.operations import Operations
+
+__all__ = ["arun_plan", "bind_operations", "run_plan"]
+
+
+def run_plan(plan, channel):
+    """Drive an operation's plan to its answer on a sync channel."""
+    try:
+        command = next(plan)
+        while True:
+            try:
+                if type(command) is tuple:
+                    reply = channel.call(command)
+                else:
+                    reply = channel.pipeline(command)
+            except ResponseError as error:
+                command = plan.throw(error)
+            else:
+                command = plan.send(reply)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def arun_plan(plan, channel):
+    """Drive an operation's plan to its answer on an asyncio channel."""
+    try:
+        command = next(plan)
+        while True:
+            try:
+                if type(command) is tuple:
+                    reply = await channel.call(command)
+                else:
+                    reply = await channel.pipeline(command)
+            except ResponseError as error:
+                command = plan.throw(error)
+            else:
+                command = plan.send(reply)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _async_method(name, plan):
+    write = plan.op_write
+
+    async def method(self, *args, client=None, **kwargs):
+        try:
+            try:
+                if client is None:
+                    channel = self._achannel(write)
+                else:
+                    channel = aio.channel_for(aio.connection_params(client.connection_pool))
+                return await arun_plan(plan(self, *args, **kwargs), channel)
+            except ReadOnlyError:
+                # A write reached a replica: find the primary among LOCATION, retry once.
+                if not (write and client is None and await self._afind_primary()):
+                    raise
+                return await arun_plan(plan(self, *args, **kwargs), self._achannel(write))
+        except (*SERVER_ERRORS, DecodeError) as error:
+            return _failed(self, error, plan, args, kwargs)
+
+    return _named(method, name, plan)
+
+
+def _sync_method(name, plan):
+    write = plan.op_write
+
+    def method(self, *args, client=None, **kwargs):
+        try:
+            try:
+                channel = self._channel(write) if client is None else channel_for(client)
+                return run_plan(plan(self, *args, **kwargs), channel)
+            except ReadOnlyError:
+                # A write reached a replica: find the primary among LOCATION, retry once.
+                if not (write and client is None and self._find_primary()):
+                    raise
+                return run_plan(plan(self, *args, **kwargs), self._channel(write))
+        except (*SERVER_ERRORS, DecodeError) as error:
+            return _failed(self, error, plan, args, kwargs)
+
+    return _named(method, name, plan)
+
+
+def _named(method, name, plan):
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = plan.__doc__
+    method.plan = plan
+    return method
+
+
+def _failed(client, error, plan, args, kwargs):
+    """Apply the error policy: raise, or return the operation's fallback answer."""
+
+    def fallback():
+        answer = plan.op_fallback
+        if callable(answer):
+            return answer(plan.op_signature.bind(client, *args, **kwargs).arguments)
+        return answer
+
+    return client._errors.handle(error, fallback)
+
+
+def bind_operations(sync_names: bool, operations=Operations, names=None):
+    """Class decorator: give a client a method for every operation it inherits.
+
+    Each operation ``name`` gets a coroutine ``a<name>``; with ``sync_names`` the
+    plain ``name`` is a blocking method (the sync client), otherwise it is the same
+    coroutine (django-valkey's async client, whose ``get`` is awaited). With
+    ``names``, only those operations are bound (a mixin of a few commands, which
+    leaves ``cls.operations`` to the client it is mixed into).
+    """
+
+    def bind(cls):
+        if names is None:
+            cls.operations = operations
+        for name in dir(operations) if names is None else names:
+            plan = getattr(operations, name)
+            if not hasattr(plan, "op_write"):
+                continue
+            async_name = "_a" + name[1:] if name.startswith("_") else "a" + name
+            coroutine = _async_method(async_name, plan)
+            if async_name not in cls.__dict__:
+                setattr(cls, async_name, coroutine)
+            if name not in cls.__dict__ and name != "operations":
+                setattr(cls, name, _sync_method(name, plan) if sync_names else coroutine)
+        return cls
+
+    return bind
