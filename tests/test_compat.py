@@ -88,3 +88,24 @@ def test_django_redis_values_read_back(server):
             continue  # floats are stored raw, as django-valkey does; django-redis pickles them
         ours.set(key, value)
         assert theirs.get(key) == value
+
+
+@pytest.mark.parametrize("wbits", [15, 9, -15, 31])
+def test_zlib_writes_the_same_bytes_on_python_3_10(monkeypatch, wbits):
+    """zlib.compress takes no wbits before Python 3.11: the compressor uses a
+    compressobj there, which must write the very stream zlib.compress writes."""
+    import types
+    import zlib
+
+    from django.test import override_settings
+
+    from django_valkey_fast.compressors import zlib as module
+
+    value = b"a value worth compressing " * 40
+    with override_settings(COMPRESS_ZLIB_WBITS=wbits):
+        compressor = module.ZlibCompressor({})
+        expected = zlib.compress(value, level=6, wbits=wbits)
+        assert compressor._compress(value) == expected
+        monkeypatch.setattr(module, "sys", types.SimpleNamespace(version_info=(3, 10, 0)))
+        assert compressor._compress(value) == expected
+        assert compressor._decompress(expected) == value
