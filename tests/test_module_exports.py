@@ -27,28 +27,6 @@ from django_valkey_fast.exceptions import MissingDependency
 # name belongs here only if it is truly meant not to be exported.
 NOT_EXPORTED: dict[str, set[str]] = {}
 
-# Modules that fail these checks today, in files being edited in parallel: each is
-# expected to fail (strict: once it is fixed the test reports XPASS as a failure,
-# so the entry is removed). What each lacks:
-PENDING = {
-    # defines abandon_transport, abandon_valkey_pool, channels_of_loop,
-    # connect_timeout, sweep_closed_loops; __all__ lists none of them
-    "django_valkey_fast.async_cache.channel",
-    # drop_closed_loop_pools
-    "django_valkey_fast.async_cache.pool",
-    # check_sentinel_pool
-    "django_valkey_fast.client.sentinel",
-    # AsyncNodes, AsyncShardChannel, ShardChannel
-    "django_valkey_fast.client.sharded",
-    # no __all__ (the package defines nothing; ``__all__: list[str] = []``)
-    "django_valkey_fast.cluster_cache",
-    # AsyncClusterChannel, ClusterChannel
-    "django_valkey_fast.cluster_cache.client.default",
-    # Script, seconds_number
-    "django_valkey_fast.operations",
-}
-
-
 def _raise(name):
     raise  # walk_packages calls this inside its except: re-raise what it caught
 
@@ -64,12 +42,6 @@ def public_modules():
 
 
 MODULES = list(public_modules())
-
-
-def with_pending(names):
-    return [pytest.param(name, marks=pytest.mark.xfail(
-                strict=True, reason="__all__ incomplete, see PENDING"))
-            if name in PENDING else name for name in names]
 
 
 def defined_names(module):
@@ -101,14 +73,14 @@ def test_the_walk_finds_the_public_modules():
     for name in ("django_valkey_fast.cache", "django_valkey_fast.compressors.brotli",
                  "django_valkey_fast.serializers.msgspec",
                  "django_valkey_fast.async_cache.client.default",
-                 "django_valkey_fast.cluster_cache.cache"):
+                 "django_valkey_fast.cluster_cache.cache", "django_valkey_fast.commands.hash",
+                 "django_valkey_fast.plan_methods"):
         assert name in MODULES
     assert not [name for name in MODULES if name.rsplit(".", 1)[-1].startswith("_")]
-    assert PENDING <= set(MODULES)
     assert set(NOT_EXPORTED) <= set(MODULES)
 
 
-@pytest.mark.parametrize("module_name", with_pending(MODULES))
+@pytest.mark.parametrize("module_name", MODULES)
 def test_all_lists_the_public_names(module_name):
     # No try/except: a module that cannot import fails here, it is not skipped.
     check_exports(importlib.import_module(module_name))

@@ -43,9 +43,13 @@ from django_valkey_fast.retry import may_resend, refused_everywhere
 try:
     from libvalkey import Reader
 except ImportError:  # the extra is not installed: the pure-Python reader
-    from django_valkey_fast._resp_py import Reader
+    from django_valkey_fast._resp_py import Reader  # type: ignore[assignment]
 
-__all__ = ["AsyncChannel", "PerLoop", "RespConnection", "channel_for", "connection_params"]
+__all__ = [
+    "AsyncChannel", "PerLoop", "RespConnection", "abandon_transport", "abandon_valkey_pool",
+    "channel_for", "channels_of_loop", "connect_timeout", "connection_params",
+    "sweep_closed_loops",
+]
 
 _CLOSED = "Connection closed by server."
 
@@ -307,7 +311,7 @@ async def _open_connection(loop, params: dict, host, port) -> "RespConnection":
 
 async def _handshake(connection: "RespConnection", params: dict) -> None:
     """AUTH, SELECT and CLIENT SETNAME, pipelined; an error reply is raised."""
-    handshake = []
+    handshake: list[tuple] = []
     if params.get("password"):
         if params.get("username"):
             handshake.append(("AUTH", params["username"], params["password"]))

@@ -14,7 +14,7 @@ import atexit
 from django_valkey_fast.async_cache.channel import abandon_valkey_pool
 from django_valkey_fast.pool import ConnectionFactory, sentinel_pool
 
-__all__ = ["AsyncConnectionFactory", "AsyncSentinelConnectionFactory"]
+__all__ = ["AsyncConnectionFactory", "AsyncSentinelConnectionFactory", "drop_closed_loop_pools"]
 
 
 def drop_closed_loop_pools() -> None:
@@ -54,7 +54,7 @@ class AsyncConnectionFactory(ConnectionFactory):
         """Return a ``valkey.asyncio.Valkey`` for ``url``."""
         return await self.get_connection(self.make_connection_params(url))
 
-    async def disconnect(self, connection) -> None:
+    async def disconnect(self, connection) -> None:  # type: ignore[override]  # (async)
         """Close every connection of ``connection``'s pool."""
         await connection.connection_pool.disconnect()
 

@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from django_valkey_fast.client.default import DefaultClient
 
-__all__ = ["SentinelClient", "primary_and_replica_urls", "replace_query"]
+__all__ = ["SentinelClient", "check_sentinel_pool", "primary_and_replica_urls", "replace_query"]
 
 
 def replace_query(url, query) -> str:

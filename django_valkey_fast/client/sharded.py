@@ -10,23 +10,28 @@ excepted, which moves the value) raise ``CrossShardError`` otherwise.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
 from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.base import prepared
-from django_valkey_fast.operations import Operations, operation
+from django_valkey_fast.operations import Operations, Plan, operation
 from django_valkey_fast.sharding import ShardRouter
 
-__all__ = ["ShardClient", "ShardOperations"]
+__all__ = [
+    "AsyncNodes", "AsyncShardChannel", "ShardChannel", "ShardClient", "ShardOperations",
+]
 
 
 class ShardOperations(Operations):
     """The operations, with ``incr_version`` moving a value between shards when needed."""
 
+    _router: Any  # the client's: a ShardRouter or a ClusterRouter
+
     @operation(write=True)
-    def incr_version(self, key, delta=1, version=None):
+    def incr_version(self, key: Any, delta: int = 1, version: int | None = None) -> Plan[int]:
         """Move ``key`` to version ``version + delta`` (value and TTL kept)."""
         if version is None:
             version = self.version
@@ -101,7 +106,7 @@ class AsyncShardChannel(AsyncNodes):
 
 
 @bind_operations(sync_names=True, operations=ShardOperations)
-class ShardClient(ShardOperations, DefaultClient):
+class ShardClient(DefaultClient):
     """Spreads keys over the LOCATION servers (client-side sharding)."""
 
     def __init__(self, server, params, backend):

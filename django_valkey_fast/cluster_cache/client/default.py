@@ -24,7 +24,7 @@ from django_valkey_fast.base import prepared
 from django_valkey_fast.client.sharded import AsyncNodes, ShardOperations
 from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
 
-__all__ = ["DefaultClusterClient"]
+__all__ = ["AsyncClusterChannel", "ClusterChannel", "DefaultClusterClient"]
 
 
 def _pipelines(step):
@@ -102,7 +102,7 @@ class AsyncClusterChannel(AsyncNodes):
 
 
 @bind_operations(sync_names=True, operations=ShardOperations)
-class DefaultClusterClient(ShardOperations, DefaultClient):
+class DefaultClusterClient(DefaultClient):
     """The cache on a Valkey Cluster; LOCATION is one node's URL (or a list of seeds)."""
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.cluster_cache.pool.ClusterConnectionFactory"
