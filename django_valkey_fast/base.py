@@ -7,19 +7,26 @@ import functools
 import inspect
 import logging
 import socket
-from typing import Generic, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 from django.utils.module_loading import import_string
 from valkey.exceptions import ConnectionError, ResponseError, TimeoutError
 
+from django_valkey_fast._api import (
+    AsyncBackendMethods, BackendExtendedMethods, NativeAsyncExtendedMethods,
+)
 from django_valkey_fast._codec import (
     COMPRESS_CUSTOM, COMPRESS_NONE, COMPRESS_STANDARD, Codec, KeyMaker,
 )
 from django_valkey_fast.compressors.base import BaseCompressor
 from django_valkey_fast.compressors.identity import IdentityCompressor
 from django_valkey_fast.exceptions import ConnectionInterrupted, DecodeError, interrupted
+
+if TYPE_CHECKING:
+    from django_valkey_fast.operations import Timeout
 
 __all__ = [
     "AsyncBackendCommands", "Backend", "BackendCommands", "BaseValkeyCache", "Client",
@@ -149,15 +156,28 @@ EXTENDED_ASYNC_API = tuple(f"a{name}" for name in EXTENDED_API) + ("adelete_patt
 
 
 def _pass_through(name):
+    """A backend method that passes its arguments to the client's method ``name``."""
     if name in EXTENDED_ASYNC_API and name not in ("aiter_keys", "asscan_iter"):
-        async def method(self, *args, **kwargs):
-            return await getattr(self.client, name)(*args, **kwargs)
-    else:
-        def method(self, *args, **kwargs):
-            return getattr(self.client, name)(*args, **kwargs)
+        return _named_pass_through(_coroutine_pass_through(name), name)
+    return _named_pass_through(_call_pass_through(name), name)
 
+
+def _coroutine_pass_through(name):
+    async def method(self, *args, **kwargs):
+        return await getattr(self.client, name)(*args, **kwargs)
+    return method
+
+
+def _call_pass_through(name):
+    def method(self, *args, **kwargs):
+        return getattr(self.client, name)(*args, **kwargs)
+    return method
+
+
+def _named_pass_through(method, name):
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"See the client's ``{name}``."
+    method.pass_through = True
     return method
 
 
@@ -172,7 +192,7 @@ class BaseValkeyCache(Generic[Client, Backend]):
     _missing_key = object()
 
     def __init__(self, server, params: dict) -> None:
-        BaseCache.__init__(self, params)  # Django's settings parsing, whatever the MRO
+        BaseCache.__init__(cast(BaseCache, self), params)  # Django's parsing, whatever the MRO
         self._server = server
         self._params = params
         self._client_cls, self._errors, self._default_scan_itersize = prepared(
@@ -226,8 +246,11 @@ class BaseValkeyCache(Generic[Client, Backend]):
         return self.client.make_pattern(pattern, version=version, prefix=prefix)
 
 
-class BackendCommands:
+class BackendCommands(BackendExtendedMethods):
     """The sync cache API (Django's and the extended one), on ``self.client``."""
+
+    client: Any  # BaseValkeyCache's
+    _default_scan_itersize: int
 
     def close(self, **kwargs):
         """Called by Django at the end of each request; closes only if configured to."""
@@ -235,50 +258,60 @@ class BackendCommands:
         if client is not None:
             client.close()
 
-    def get(self, key, default=None, version=None, client=None):
+    def get(self, key: Any, default: Any = None, version: int | None = None,
+            client: Any = None) -> Any:
         """Return the value of ``key``, or ``default``."""
         return self.client.get(key, default, version, client=client)
 
-    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None,
-            nx=False, xx=False):
+    def set(self, key: Any, value: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+            version: int | None = None, client: Any = None, nx: bool = False,
+            xx: bool = False) -> bool:
         """Store ``value`` under ``key`` (``nx``: only if missing, ``xx``: only if present)."""
         return self.client.set(key, value, timeout, version, nx, xx, client=client)
 
-    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+    def add(self, key: Any, value: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+            version: int | None = None, client: Any = None) -> bool:
         """Store ``value`` only if ``key`` is missing; True if stored."""
         return self.client.add(key, value, timeout, version, client=client)
 
-    def delete(self, key, version=None, prefix=None, client=None):
+    def delete(self, key: Any, version: int | None = None, prefix: str | None = None,
+               client: Any = None) -> bool:
         """Delete ``key``; True if it existed."""
         return bool(self.client.delete(key, version, prefix, client=client))
 
-    def get_many(self, keys, version=None, client=None):
+    def get_many(self, keys: Iterable[Any], version: int | None = None,
+                 client: Any = None) -> dict[Any, Any]:
         """Return a dict of the existing values of ``keys`` (one round trip)."""
         return self.client.get_many(keys, version, client=client)
 
-    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+    def set_many(self, data: Mapping[Any, Any], timeout: Timeout = DEFAULT_TIMEOUT,
+                 version: int | None = None, client: Any = None) -> list:
         """Store every item of ``data`` (one round trip); return the keys that failed."""
         return self.client.set_many(data, timeout, version, client=client)
 
-    def delete_many(self, keys, version=None, client=None):
+    def delete_many(self, keys: Iterable[Any], version: int | None = None,
+                    client: Any = None) -> int:
         """Delete ``keys`` (one round trip); return how many existed."""
         return self.client.delete_many(keys, version, client=client)
 
-    def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None):
+    def delete_pattern(self, pattern: str, version: int | None = None,
+                       prefix: str | None = None, client: Any = None,
+                       itersize: int | None = None) -> int:
         """Delete the keys matching the glob ``pattern``; return how many."""
         return self.client.delete_pattern(
             pattern, version=version, prefix=prefix, client=client,
             itersize=itersize or self._default_scan_itersize,
         )
 
-    def has_key(self, key, version=None, client=None):
+    def has_key(self, key: Any, version: int | None = None, client: Any = None) -> bool:
         """Whether ``key`` exists."""
         return self.client.has_key(key, version, client=client)
 
     def __contains__(self, key):
         return self.has_key(key)
 
-    def get_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+    def get_or_set(self, key: Any, default: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+                   version: int | None = None) -> Any:
         """Return ``key``'s value, first storing ``default`` (or its result) if missing.
 
         A client with its own ``get_or_set`` (the herd client: one computation per
@@ -287,35 +320,45 @@ class BackendCommands:
         single_flight = getattr(self.client, "get_or_set", None)
         if single_flight is not None:
             return single_flight(key, default, timeout, version)
-        return super().get_or_set(key, default, timeout=timeout, version=version)
+        return BaseCache.get_or_set(cast(BaseCache, self), key, default, timeout=timeout,
+                                    version=version)
 
-    def incr(self, key, delta=1, version=None, client=None, ignore_key_check=False):
+    def incr(self, key: Any, delta: Any = 1, version: int | None = None, client: Any = None,
+             ignore_key_check: bool = False) -> Any:
         """Add ``delta`` atomically (TTL kept); ValueError if missing unless ``ignore_key_check``."""
         return self.client.incr(key, delta, version, ignore_key_check, client=client)
 
-    def decr(self, key, delta=1, version=None, client=None):
+    def decr(self, key: Any, delta: Any = 1, version: int | None = None,
+             client: Any = None) -> Any:
         """Subtract ``delta`` atomically; ValueError if ``key`` is missing."""
         return self.client.decr(key, delta, version, client=client)
 
-    def incr_version(self, key, delta=1, version=None, client=None):
+    def incr_version(self, key: Any, delta: int = 1, version: int | None = None,
+                     client: Any = None) -> int:
         """Move ``key`` to the next version (value and TTL kept); return the new version."""
         return self.client.incr_version(key, delta, version, client=client)
 
-    def decr_version(self, key, delta=1, version=None, client=None):
+    def decr_version(self, key: Any, delta: int = 1, version: int | None = None,
+                     client: Any = None) -> int:
         """Move ``key`` to the previous version; return the new version."""
         return self.client.decr_version(key, delta, version, client=client)
 
-    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+    def touch(self, key: Any, timeout: Timeout = DEFAULT_TIMEOUT, version: int | None = None,
+              client: Any = None) -> bool:
         """Give ``key`` a new timeout; True if it exists."""
         return self.client.touch(key, timeout, version, client=client)
 
-    def clear(self, client=None):
+    def clear(self, client: Any = None) -> bool:
         """Delete every key of the database."""
         return self.client.clear(client=client)
 
 
-class NativeAsyncCommands:
+class NativeAsyncCommands(NativeAsyncExtendedMethods):
     """The native async cache API (Django's ``a*`` methods and the extended ones)."""
+
+    client: Any  # BaseValkeyCache's
+    _default_scan_itersize: int
+    _missing_key: object
 
     async def aclose(self, **kwargs):
         """The async end-of-request hook; closes only if configured to."""
@@ -323,64 +366,78 @@ class NativeAsyncCommands:
         if client is not None:
             await client.aclose()
 
-    async def aget(self, key, default=None, version=None, client=None):
+    async def aget(self, key: Any, default: Any = None, version: int | None = None,
+                   client: Any = None) -> Any:
         """Return the value of ``key``, or ``default``."""
         return await self.client.aget(key, default, version, client=client)
 
-    async def aset(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None,
-                   nx=False, xx=False):
+    async def aset(self, key: Any, value: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+                   version: int | None = None, client: Any = None, nx: bool = False,
+                   xx: bool = False) -> bool:
         """Store ``value`` under ``key``."""
         return await self.client.aset(key, value, timeout, version, nx, xx, client=client)
 
-    async def aadd(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+    async def aadd(self, key: Any, value: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+                   version: int | None = None, client: Any = None) -> bool:
         """Store ``value`` only if ``key`` is missing; True if stored."""
         return await self.client.aadd(key, value, timeout, version, client=client)
 
-    async def adelete(self, key, version=None, prefix=None, client=None):
+    async def adelete(self, key: Any, version: int | None = None, prefix: str | None = None,
+                      client: Any = None) -> bool:
         """Delete ``key``; True if it existed."""
         return bool(await self.client.adelete(key, version, prefix, client=client))
 
-    async def aget_many(self, keys, version=None, client=None):
+    async def aget_many(self, keys: Iterable[Any], version: int | None = None,
+                        client: Any = None) -> dict[Any, Any]:
         """Return a dict of the existing values of ``keys`` (one round trip)."""
         return await self.client.aget_many(keys, version, client=client)
 
-    async def aset_many(self, data, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+    async def aset_many(self, data: Mapping[Any, Any], timeout: Timeout = DEFAULT_TIMEOUT,
+                        version: int | None = None, client: Any = None) -> list:
         """Store every item of ``data`` (one round trip); return the keys that failed."""
         return await self.client.aset_many(data, timeout, version, client=client)
 
-    async def adelete_many(self, keys, version=None, client=None):
+    async def adelete_many(self, keys: Iterable[Any], version: int | None = None,
+                           client: Any = None) -> int:
         """Delete ``keys`` (one round trip)."""
         return await self.client.adelete_many(keys, version, client=client)
 
-    async def ahas_key(self, key, version=None, client=None):
+    async def ahas_key(self, key: Any, version: int | None = None,
+                       client: Any = None) -> bool:
         """Whether ``key`` exists."""
         return await self.client.ahas_key(key, version, client=client)
 
-    async def aincr(self, key, delta=1, version=None, client=None, ignore_key_check=False):
+    async def aincr(self, key: Any, delta: Any = 1, version: int | None = None,
+                    client: Any = None, ignore_key_check: bool = False) -> Any:
         """Add ``delta`` atomically (TTL kept); ValueError if ``key`` is missing."""
         return await self.client.aincr(key, delta, version, ignore_key_check, client=client)
 
-    async def adecr(self, key, delta=1, version=None, client=None):
+    async def adecr(self, key: Any, delta: Any = 1, version: int | None = None,
+                    client: Any = None) -> Any:
         """Subtract ``delta`` atomically; ValueError if ``key`` is missing."""
         return await self.client.adecr(key, delta, version, client=client)
 
-    async def aincr_version(self, key, delta=1, version=None, client=None):
+    async def aincr_version(self, key: Any, delta: int = 1, version: int | None = None,
+                            client: Any = None) -> int:
         """Move ``key`` to the next version; return the new version."""
         return await self.client.aincr_version(key, delta, version, client=client)
 
-    async def adecr_version(self, key, delta=1, version=None, client=None):
+    async def adecr_version(self, key: Any, delta: int = 1, version: int | None = None,
+                            client: Any = None) -> int:
         """Move ``key`` to the previous version; return the new version."""
         return await self.client.adecr_version(key, delta, version, client=client)
 
-    async def atouch(self, key, timeout=DEFAULT_TIMEOUT, version=None, client=None):
+    async def atouch(self, key: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+                     version: int | None = None, client: Any = None) -> bool:
         """Give ``key`` a new timeout; True if it exists."""
         return await self.client.atouch(key, timeout, version, client=client)
 
-    async def aclear(self, client=None):
+    async def aclear(self, client: Any = None) -> bool:
         """Delete every key of the database."""
         return await self.client.aclear(client=client)
 
-    async def aget_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+    async def aget_or_set(self, key: Any, default: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+                          version: int | None = None) -> Any:
         """Return the value of ``key``, first storing ``default`` (or its result) if missing."""
         single_flight = getattr(self.client, "aget_or_set", None)
         if single_flight is not None:
@@ -394,8 +451,9 @@ class NativeAsyncCommands:
             return await self.aget(key, default, version=version)
         return value
 
-    async def adelete_pattern(self, pattern, version=None, prefix=None, client=None,
-                              itersize=None):
+    async def adelete_pattern(self, pattern: str, version: int | None = None,
+                              prefix: str | None = None, client: Any = None,
+                              itersize: int | None = None) -> int:
         """Delete the keys matching the glob ``pattern``; return how many."""
         return await self.client.adelete_pattern(
             pattern, version=version, prefix=prefix, client=client,
@@ -431,7 +489,7 @@ class _Closed:
         return iter(())
 
 
-class AsyncBackendCommands:
+class AsyncBackendCommands(AsyncBackendMethods, NativeAsyncCommands):
     """django-valkey's async backend API: the cache API as coroutines under the
     plain names (``await cache.get(...)``), each also under its ``a*`` name. Each is
     :class:`NativeAsyncCommands`' ``a*`` method: one implementation for both."""
@@ -463,11 +521,10 @@ class AsyncBackendCommands:
         raise TypeError("use 'await cache.has_key(key)' with AsyncValkeyCache")
 
 
-for _name, _method in list(vars(NativeAsyncCommands).items()):
-    if _name.startswith("a") and callable(_method) and _name != "aclose":
-        setattr(AsyncBackendCommands, _name, _method)
-        setattr(AsyncBackendCommands, _name[1:], _method)
-del _name, _method
+for _name in dir(NativeAsyncCommands):
+    if _name.startswith("a") and _name != "aclose":
+        setattr(AsyncBackendCommands, _name[1:], getattr(NativeAsyncCommands, _name))
+del _name
 
 
 # -- django-valkey's error decorators and request_finished receiver -------------------

@@ -21,7 +21,10 @@ class DecoratedBackendCommands(BackendCommands):
     here the clients apply that policy, so this is :class:`BackendCommands`."""
 
 
-class ValkeyCache(BaseValkeyCache, DecoratedBackendCommands, NativeAsyncCommands, BaseCache):
+# Django's BaseCache declares set/clear/delete_many (and their a* twins) to return
+# None; these return what django-valkey's do (bool, bool, the count).
+class ValkeyCache(  # type: ignore[misc]
+        BaseValkeyCache, DecoratedBackendCommands, NativeAsyncCommands, BaseCache):
     """Django cache backend for Valkey and Redis.
 
     The sync methods block on a pooled connection; the ``a*`` methods run natively on

@@ -328,10 +328,10 @@ class Channel:
         # A pipeline: error replies are returned in place, after all are read; an
         # error that is not about one command (authentication, read-only) is raised.
         results = [self._read(connection, parser) for _ in range(replies)]
-        error = pipeline_error(results)
-        if error is not None:
-            error.pipeline_replies = results  # for the read-only resend rule
-            raise error
+        failed = pipeline_error(results)
+        if failed is not None:
+            failed.pipeline_replies = results  # for the read-only resend rule
+            raise failed
         return results
 
     @staticmethod

@@ -108,7 +108,7 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
     todo = {(i, j): part for i, (parts, _) in enumerate(splits) for j, part in enumerate(parts)}
     done: dict = {}
     asking: dict = {}  # part -> the node an ASK redirection named, for the next attempt
-    error = None
+    error: BaseException | None = None
     for attempt in range(ATTEMPTS):
         if error is not None:
             yield ("sleep", 0.1 * (attempt + 1))

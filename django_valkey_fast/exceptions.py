@@ -61,7 +61,7 @@ def interrupted(cause: BaseException, connection=None) -> ConnectionInterrupted:
         except TypeError:  # a cause type that cannot be subclassed
             error_type = ConnectionInterrupted
         _interrupted_types[cause_type] = error_type
-    error = error_type.__new__(error_type)
+    error = error_type.__new__(error_type)  # type: ignore[call-overload]
     ConnectionInterrupted.__init__(error, connection)
     error.__cause__ = cause
     return error

@@ -21,12 +21,17 @@ import random
 import sys
 import time
 import types
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django_valkey_fast.operations import Operations, operation, seconds_number
 
-__all__ = ["HerdOperations", "Marker"]
+from django_valkey_fast.operations import (
+    Operations, Plan, PlanHost, Timeout, operation, seconds_number,
+)
+
+__all__ = ["HerdHost", "HerdOperations", "Marker"]
 
 
 def _marker_class():
@@ -63,8 +68,9 @@ def _stale(seconds_past: float, herd_timeout: int) -> bool:
     return seconds_past + random.randint(1, herd_timeout) >= herd_timeout
 
 
-class HerdOperations(Operations):
-    """The cache operations with herd packing on values that have a timeout."""
+class HerdHost(PlanHost):
+    """The herd helpers: what a herd client adds for its plans (packing, and adding
+    to a packed number)."""
 
     @property
     def _herd_timeout(self) -> int:
@@ -98,8 +104,20 @@ class HerdOperations(Operations):
             return value, timeout
         return self._pack(value, seconds), seconds + self._herd_timeout
 
+    def _added(self, stored, delta):
+        # A django-valkey herd client packs numbers too: add inside the pack.
+        value, _ = self._unpack(stored)
+        value = value + delta
+        if isinstance(stored, tuple) and len(stored) == 3 and isinstance(stored[0], Marker):
+            return (stored[0], value, stored[2]), value
+        return value, value
+
+
+class HerdOperations(HerdHost, Operations):
+    """The cache operations with herd packing on values that have a timeout."""
+
     @operation(write=False, fallback=lambda bound: bound.get("default"))
-    def get(self, key, default=None, version=None):
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Plan[Any]:
         """The value of ``key``; ``default`` if missing, or stale for this reader."""
         value = yield from Operations.get(self, key, _MISSING, version)
         if value is _MISSING:
@@ -108,13 +126,14 @@ class HerdOperations(Operations):
         return default if stale else value
 
     @operation(write=True, fallback=False)
-    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, nx=False, xx=False):
+    def set(self, key: Any, value: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+            version: int | None = None, nx: bool = False, xx: bool = False) -> Plan[bool]:
         """Store ``value``, herd-packed when it has a timeout."""
         value, timeout = self._herded(value, timeout)
         return (yield from Operations.set(self, key, value, timeout, version, nx, xx))
 
     @operation(write=False, fallback=lambda _: {})
-    def get_many(self, keys, version=None):
+    def get_many(self, keys: Iterable[Any], version: int | None = None) -> Plan[dict[Any, Any]]:
         """The values of ``keys`` that exist and are not stale for this reader."""
         found = yield from Operations.get_many(self, keys, version)
         fresh = {}
@@ -127,7 +146,8 @@ class HerdOperations(Operations):
     mget = get_many
 
     @operation(write=True, fallback=lambda bound: list(bound["data"]))
-    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+    def set_many(self, data: Mapping[Any, Any], timeout: Timeout = DEFAULT_TIMEOUT,
+                 version: int | None = None) -> Plan[list]:
         """Store every item of ``data``, herd-packed, in one round trip."""
         stored_timeout = timeout
         packed = {}
@@ -136,7 +156,8 @@ class HerdOperations(Operations):
         return (yield from Operations.set_many(self, packed, stored_timeout, version))
 
     @operation(write=True, fallback=False)
-    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+    def touch(self, key: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+              version: int | None = None) -> Plan[bool]:
         """Give ``key`` a new timeout (re-packing a herd value); True if it exists."""
         nkey = self._key(key, version)
         reply = yield ("GET", nkey)
@@ -146,14 +167,6 @@ class HerdOperations(Operations):
         if type(value) in (int, float):
             return (yield from Operations.touch(self, key, timeout, version))
         return (yield from self.operations.set(self, key, value, timeout, version))
-
-    def _added(self, stored, delta):
-        # A django-valkey herd client packs numbers too: add inside the pack.
-        value, _ = self._unpack(stored)
-        value = value + delta
-        if isinstance(stored, tuple) and len(stored) == 3 and isinstance(stored[0], Marker):
-            return (stored[0], value, stored[2]), value
-        return value, value
 
 
 HerdOperations.operations = HerdOperations

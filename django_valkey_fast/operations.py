@@ -19,16 +19,37 @@ import decimal
 import hashlib
 import inspect
 import numbers
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from valkey.exceptions import NoScriptError, ResponseError
 
 from django_valkey_fast._common import glob_escape
 
-__all__ = ["Operations", "operation", "SCRIPT_INCR", "SCRIPT_INCR_OR_CREATE"]
+if TYPE_CHECKING:
+    from django_valkey_fast._codec import KeyMaker
+
+__all__ = [
+    "Command", "Duration", "Operations", "Plan", "PlanHost", "SCRIPT_INCR", "Script", "SCRIPT_INCR_OR_CREATE",
+    "Timeout", "When", "operation", "seconds_number",
+]
+
+T = TypeVar("T")
+# One command: its arguments (name first). A plan yields one, or a list (a pipeline).
+Command = tuple
+# An operation's plan: yields commands, is sent their replies, returns the answer ``T``.
+Plan = Generator[Union[Command, list], Any, T]
+# A Django timeout: seconds (int, float, Decimal, a numeric string), None for never,
+# or DEFAULT_TIMEOUT.
+Timeout = Any
+# A moment for ``expire_at``: a datetime or a unix time (seconds or milliseconds).
+When = Union[datetime.datetime, int, float]
+# A duration for ``expire``/``pexpire``: a timedelta or a number.
+Duration = Union[datetime.timedelta, int, float]
 
 
-def operation(write: bool, fallback=None):
+def operation(write: bool, fallback: Any = None) -> Any:
     """Mark a plan generator as an operation.
 
     ``fallback`` is what the operation returns when a server error is ignored: a
@@ -51,7 +72,7 @@ class Script:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
-    def run(self, keys, args):
+    def run(self, keys: Sequence[Any], args: Sequence[Any]) -> Plan[Any]:
         """Plan: run the script; return its reply."""
         try:
             return (yield ("EVALSHA", self.sha, len(keys), *keys, *args))
@@ -74,7 +95,7 @@ SCRIPT_COMPARE_AND_SET = Script(
 )
 
 
-def seconds_number(timeout):
+def seconds_number(timeout: Any) -> Any:
     """A timeout as a number of seconds, as Django's ``RedisCache`` reads it: numbers
     as they are (fractions kept, as django-valkey keeps them: PX has milliseconds),
     anything else through ``int()`` (``"10"`` is 10 s). What ``int()`` refuses is a
@@ -92,27 +113,27 @@ def seconds_number(timeout):
 CLEAR_PAGE = 1000  # keys per SCAN page when clear() is scoped to the prefix
 
 
-def _seconds(timeout):
+def _seconds(timeout: Any) -> Any:
     return int(timeout.total_seconds()) if isinstance(timeout, datetime.timedelta) else timeout
 
 
-def _milliseconds(timeout):
+def _milliseconds(timeout: Any) -> Any:
     if isinstance(timeout, datetime.timedelta):
         return int(timeout.total_seconds() * 1000)
     return timeout
 
 
-def _unix_time(when, scale):
+def _unix_time(when: Any, scale: int) -> Any:
     if isinstance(when, datetime.datetime):
         return int(when.timestamp() * scale)
     return when
 
 
-def _fallback_default(bound):
+def _fallback_default(bound: dict) -> Any:
     return bound.get("default")
 
 
-def _ttl_answer(ttl):
+def _ttl_answer(ttl: int) -> int | None:
     # TTL/PTTL: -2 missing -> 0, -1 persistent -> None (django-valkey's answers).
     if ttl == -2:
         return 0
@@ -121,21 +142,35 @@ def _ttl_answer(ttl):
     return ttl
 
 
-class Operations:
-    """The cache operations, as plans. Mixed into the sync and the async clients.
+class PlanHost:
+    """What the plans run on: a client. The client class provides ``_key`` (key and
+    version -> server key, validated), ``make_key``, ``make_pattern``, ``encode``,
+    ``decode``, ``reverse_key``, ``version``, ``default_timeout``,
+    ``_has_compression_enabled``, ``_keys`` (the key maker), ``_clear_scope``
+    ("database" or "prefix") and ``operations`` (the class of its plans); this class
+    adds the helpers the plans share. A client inherits it, not the plans: the
+    client's ``get`` is a method that runs the plan ``operations.get``."""
 
-    ``operations`` names the class whose plans compose (``add`` runs
-    ``operations.set``), so a subclass's override of one plan reaches the others.
+    operations: type[Operations]
+    # Bound once per client instance (one attribute lookup on the hot path):
+    # key and version -> the server key, validated; a server key -> the caller's key.
+    _key: Callable[..., str]
+    reverse_key: Callable[[str], str]
+    version: int
+    default_timeout: float | None
+    _clear_scope: str
+    _keys: KeyMaker
 
-    The host class provides ``_key`` (key and version -> server key, validated),
-    ``make_key``, ``make_pattern``, ``encode``, ``decode``, ``reverse_key``,
-    ``version``, ``default_timeout``, ``_has_compression_enabled``, ``_keys`` (the
-    key maker) and ``_clear_scope`` ("database" or "prefix").
-    """
+    if TYPE_CHECKING:
+        def make_key(self, key: Any, version: int | None = None,
+                     prefix: str | None = None) -> str: ...
+        def make_pattern(self, pattern: str, version: int | None = None,
+                         prefix: str | None = None) -> str: ...
+        def encode(self, value: Any) -> bytes | int | float: ...
+        def decode(self, value: bytes, key: str | None = None) -> Any: ...
+        def _has_compression_enabled(self) -> bool: ...
 
-    operations = None  # set below to this class; subclasses set their own
-
-    def _timeout_ms(self, timeout):
+    def _timeout_ms(self, timeout: Timeout) -> int | None:
         """Django timeout (seconds, DEFAULT_TIMEOUT, None) -> milliseconds or None."""
         if timeout is DEFAULT_TIMEOUT:
             timeout = self.default_timeout
@@ -143,7 +178,7 @@ class Operations:
             return None
         return int(seconds_number(timeout) * 1000)
 
-    def _encode_for(self, key, value):
+    def _encode_for(self, key: str, value: Any) -> bytes | int | float:
         try:
             return self.encode(value)
         except Exception as error:
@@ -151,10 +186,63 @@ class Operations:
                 error.add_note(f"(while encoding the value for cache key {key!r})")
             raise
 
+    def _incr_slow(self, key: Any, nkey: str, delta: Any) -> Plan[Any]:
+        """Plan: add ``delta`` to a value INCRBY cannot take, atomically: read, add,
+        and write back only if nobody changed the value meanwhile (else again)."""
+        while True:
+            reply = yield ("GET", nkey)
+            if reply is None:
+                raise ValueError(f"Key '{key}' not found")
+            stored, value = self._added(self.decode(reply, nkey), delta)
+            nvalue = self._encode_for(nkey, stored)
+            if (yield from SCRIPT_COMPARE_AND_SET.run([nkey], [reply, nvalue])):
+                return value
+
+    def _added(self, stored: Any, delta: Any) -> tuple[Any, Any]:
+        """``(what to store, the answer)`` after adding ``delta`` to a stored value."""
+        value = stored + delta
+        return value, value
+
+    def _decode_set(self, replies: Iterable[bytes], nkey: str | None = None) -> builtins.set:
+        decode = self.decode
+        return {decode(reply, nkey) for reply in replies}
+
+    def _combine(self, command: str, keys: Iterable[Any], version: int | None) -> Plan[builtins.set]:
+        # SDIFF / SINTER / SUNION: a set computed from several sets.
+        return self._decode_set((yield (command, *[self._key(k, version) for k in keys])))
+
+    def _combine_store(self, command: str, dest: Any, keys: Iterable[Any],
+                       dest_version: int | None, keys_version: int | None) -> Plan[int]:
+        # SDIFFSTORE / SINTERSTORE / SUNIONSTORE: the same, stored in ``dest``.
+        nkeys = [self._key(k, keys_version) for k in keys]
+        return (yield (command, self._key(dest, dest_version), *nkeys))
+
+    def _sscan_command(self, key: Any, cursor: int, match: Any, count: int | None,
+                       version: int | None) -> tuple[str, Command]:
+        nkey = self._key(key, version)
+        command: Command = ("SSCAN", nkey, cursor)
+        if match is not None:
+            if self._has_compression_enabled():
+                raise ValueError("Using match with compression is not supported.")
+            command += ("MATCH", self.encode(match))
+        if count:
+            command += ("COUNT", count)
+        return nkey, command
+
+
+class Operations(PlanHost):
+    """The cache operations, as plans, for the sync and the async clients alike.
+
+    A client class gets a method for each of them (``bind_operations``); the plan
+    runs with the client as ``self``. ``operations`` names the class whose plans
+    compose (``add`` runs ``operations.set``), so a subclass's override of one plan
+    reaches the others.
+    """
+
     # -- Django's cache API -------------------------------------------------------
 
     @operation(write=False, fallback=_fallback_default)
-    def get(self, key, default=None, version=None):
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Plan[Any]:
         """Return the value of ``key``, or ``default`` when it is missing."""
         nkey = self._key(key, version)
         reply = yield ("GET", nkey)
@@ -163,7 +251,8 @@ class Operations:
         return self.decode(reply, nkey)
 
     @operation(write=True, fallback=False)
-    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None, nx=False, xx=False):
+    def set(self, key: Any, value: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+            version: int | None = None, nx: bool = False, xx: bool = False) -> Plan[bool]:
         """Store ``value``; with ``nx`` only if missing, with ``xx`` only if present."""
         nkey = self._key(key, version)
         nvalue = self._encode_for(nkey, value)
@@ -173,7 +262,8 @@ class Operations:
             if nx:
                 return not (yield ("EXISTS", nkey))
             return bool((yield ("DEL", nkey)))
-        command = ("SET", nkey, nvalue) if ms is None else ("SET", nkey, nvalue, "PX", ms)
+        command: Command = (
+            ("SET", nkey, nvalue) if ms is None else ("SET", nkey, nvalue, "PX", ms))
         if nx:
             command += ("NX",)
         elif xx:
@@ -181,12 +271,14 @@ class Operations:
         return (yield command) is not None
 
     @operation(write=True, fallback=False)
-    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+    def add(self, key: Any, value: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+            version: int | None = None) -> Plan[bool]:
         """Store ``value`` only if ``key`` is missing; True if it was stored."""
         return (yield from self.operations.set(self, key, value, timeout, version, nx=True))
 
     @operation(write=True, fallback=0)
-    def delete(self, key, version=None, prefix=None):
+    def delete(self, key: Any, version: int | None = None,
+               prefix: str | None = None) -> Plan[int]:
         """Delete ``key``; return how many keys were deleted (0 or 1)."""
         if prefix is not None:
             nkey = self.make_key(key, version, prefix=prefix)
@@ -195,7 +287,7 @@ class Operations:
         return (yield ("DEL", nkey))
 
     @operation(write=False, fallback=lambda _: {})
-    def get_many(self, keys, version=None):
+    def get_many(self, keys: Iterable[Any], version: int | None = None) -> Plan[dict[Any, Any]]:
         """Return a dict of the values of ``keys`` that exist (one MGET)."""
         keys = list(keys)
         if not keys:
@@ -212,7 +304,8 @@ class Operations:
     mget = get_many
 
     @operation(write=True, fallback=lambda bound: list(bound["data"]))
-    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+    def set_many(self, data: Mapping[Any, Any], timeout: Timeout = DEFAULT_TIMEOUT,
+                 version: int | None = None) -> Plan[list]:
         """Store every item of ``data`` in one round trip; return the keys that failed."""
         if not data:
             return []
@@ -222,6 +315,7 @@ class Operations:
         if ms is not None and ms <= 0:
             yield ("DEL", *[nkey for nkey, _ in encoded])
             return []
+        commands: list[Command]
         if ms is None:
             commands = [("SET", nkey, nvalue) for nkey, nvalue in encoded]
         else:
@@ -233,11 +327,11 @@ class Operations:
         return []
 
     @operation(write=True, fallback=None)
-    def mset(self, data, version=None):
+    def mset(self, data: Mapping[Any, Any], version: int | None = None) -> Plan[None]:
         """Store every item of ``data`` atomically (MSET), without expiry."""
         if not data:
             return None
-        args = []
+        args: list = []
         for key, value in data.items():
             nkey = self._key(key, version)
             args += (nkey, self._encode_for(nkey, value))
@@ -245,7 +339,7 @@ class Operations:
         return None
 
     @operation(write=True, fallback=0)
-    def delete_many(self, keys, version=None):
+    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> Plan[int]:
         """Delete ``keys`` (one DEL); return how many existed (0 for no keys, as
         django-valkey; Django's own backends return None, also false)."""
         nkeys = [self._key(key, version) for key in keys]
@@ -254,12 +348,12 @@ class Operations:
         return (yield ("DEL", *nkeys))
 
     @operation(write=False, fallback=False)
-    def has_key(self, key, version=None):
+    def has_key(self, key: Any, version: int | None = None) -> Plan[bool]:
         """Whether ``key`` exists."""
         return (yield ("EXISTS", self._key(key, version))) == 1
 
     @operation(write=True, fallback=False)
-    def clear(self):
+    def clear(self) -> Plan[bool]:
         """Delete every key of the database (FLUSHDB); with ``CLEAR_SCOPE`` "prefix",
         only this cache's keys (its prefix, every version), a SCAN page at a time, each
         page UNLINKed (the server frees the memory in the background)."""
@@ -276,7 +370,8 @@ class Operations:
                 return True
 
     @operation(write=True, fallback=False)
-    def touch(self, key, timeout=DEFAULT_TIMEOUT, version=None):
+    def touch(self, key: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+              version: int | None = None) -> Plan[bool]:
         """Give ``key`` a new timeout; True if the key exists."""
         nkey = self._key(key, version)
         ms = self._timeout_ms(timeout)
@@ -286,7 +381,8 @@ class Operations:
         return bool((yield ("PEXPIRE", nkey, ms)))
 
     @operation(write=True)
-    def incr(self, key, delta=1, version=None, ignore_key_check=False):
+    def incr(self, key: Any, delta: Any = 1, version: int | None = None,
+             ignore_key_check: bool = False) -> Plan[Any]:
         """Add ``delta`` atomically, keeping the TTL; ValueError if ``key`` is missing.
 
         With ``ignore_key_check=True`` a missing key is created holding ``delta``.
@@ -305,30 +401,13 @@ class Operations:
             raise ValueError(f"Key '{key}' not found")
         return value
 
-    def _incr_slow(self, key, nkey, delta):
-        """Plan: add ``delta`` to a value INCRBY cannot take, atomically: read, add,
-        and write back only if nobody changed the value meanwhile (else again)."""
-        while True:
-            reply = yield ("GET", nkey)
-            if reply is None:
-                raise ValueError(f"Key '{key}' not found")
-            stored, value = self._added(self.decode(reply, nkey), delta)
-            nvalue = self._encode_for(nkey, stored)
-            if (yield from SCRIPT_COMPARE_AND_SET.run([nkey], [reply, nvalue])):
-                return value
-
-    def _added(self, stored, delta):
-        """``(what to store, the answer)`` after adding ``delta`` to a stored value."""
-        value = stored + delta
-        return value, value
-
     @operation(write=True)
-    def decr(self, key, delta=1, version=None):
+    def decr(self, key: Any, delta: Any = 1, version: int | None = None) -> Plan[Any]:
         """Subtract ``delta`` atomically; ValueError if ``key`` is missing."""
         return (yield from self.operations.incr(self, key, -delta, version))
 
     @operation(write=True)
-    def incr_version(self, key, delta=1, version=None):
+    def incr_version(self, key: Any, delta: int = 1, version: int | None = None) -> Plan[int]:
         """Move ``key`` to version ``version + delta`` (value and TTL kept, atomically)."""
         if version is None:
             version = self.version
@@ -343,70 +422,69 @@ class Operations:
         return version + delta
 
     @operation(write=True)
-    def decr_version(self, key, delta=1, version=None):
+    def decr_version(self, key: Any, delta: int = 1, version: int | None = None) -> Plan[int]:
         """Move ``key`` to version ``version - delta``."""
         return (yield from self.operations.incr_version(self, key, -delta, version))
 
     # -- expiry -------------------------------------------------------------------
 
     @operation(write=False, fallback=0)
-    def ttl(self, key, version=None):
+    def ttl(self, key: Any, version: int | None = None) -> Plan[int | None]:
         """Seconds ``key`` has left: 0 if missing, None if it never expires."""
         return _ttl_answer((yield ("TTL", self._key(key, version))))
 
     @operation(write=False, fallback=0)
-    def pttl(self, key, version=None):
+    def pttl(self, key: Any, version: int | None = None) -> Plan[int | None]:
         """Milliseconds ``key`` has left: 0 if missing, None if it never expires."""
         return _ttl_answer((yield ("PTTL", self._key(key, version))))
 
     @operation(write=True, fallback=False)
-    def persist(self, key, version=None):
+    def persist(self, key: Any, version: int | None = None) -> Plan[bool]:
         """Remove the timeout of ``key``; True if one was removed."""
         return bool((yield ("PERSIST", self._key(key, version))))
 
     @operation(write=True, fallback=False)
-    def expire(self, key, timeout, version=None):
+    def expire(self, key: Any, timeout: Duration, version: int | None = None) -> Plan[bool]:
         """Expire ``key`` in ``timeout`` seconds (int or timedelta)."""
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.default_timeout
-        return bool((yield ("EXPIRE", self._key(key, version), _seconds(timeout))))
+        seconds = self.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
+        return bool((yield ("EXPIRE", self._key(key, version), _seconds(seconds))))
 
     @operation(write=True, fallback=False)
-    def pexpire(self, key, timeout, version=None):
+    def pexpire(self, key: Any, timeout: Duration, version: int | None = None) -> Plan[bool]:
         """Expire ``key`` in ``timeout`` milliseconds (int or timedelta)."""
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.default_timeout
-        return bool((yield ("PEXPIRE", self._key(key, version), _milliseconds(timeout))))
+        ms = self.default_timeout if timeout is DEFAULT_TIMEOUT else timeout
+        return bool((yield ("PEXPIRE", self._key(key, version), _milliseconds(ms))))
 
     @operation(write=True, fallback=False)
-    def expire_at(self, key, when, version=None):
+    def expire_at(self, key: Any, when: When, version: int | None = None) -> Plan[bool]:
         """Expire ``key`` at ``when`` (unix seconds or datetime)."""
         return bool((yield ("EXPIREAT", self._key(key, version), _unix_time(when, 1))))
 
     @operation(write=True, fallback=False)
-    def pexpire_at(self, key, when, version=None):
+    def pexpire_at(self, key: Any, when: When, version: int | None = None) -> Plan[bool]:
         """Expire ``key`` at ``when`` (unix milliseconds or datetime)."""
         return bool((yield ("PEXPIREAT", self._key(key, version), _unix_time(when, 1000))))
 
     # -- key space ----------------------------------------------------------------
 
     @operation(write=False, fallback=lambda _: [])
-    def keys(self, search, version=None):
+    def keys(self, search: str, version: int | None = None) -> Plan[list[str]]:
         """Return the keys matching the glob ``search`` (KEYS: prefer ``iter_keys``)."""
         reply = yield ("KEYS", self.make_pattern(search, version=version))
         reverse = self.reverse_key
         return [reverse(key.decode()) for key in reply]
 
     @operation(write=False, fallback=lambda bound: (0, []))
-    def _scan_page(self, pattern, cursor, itersize):
-        command = ("SCAN", cursor, "MATCH", pattern)
+    def _scan_page(self, pattern: str, cursor: int,
+                   itersize: int | None) -> Plan[tuple[int, list[bytes]]]:
+        command: Command = ("SCAN", cursor, "MATCH", pattern)
         if itersize:
             command += ("COUNT", itersize)
         cursor, keys = yield command
         return int(cursor), keys
 
     @operation(write=True, fallback=0)
-    def _delete_keys(self, nkeys):
+    def _delete_keys(self, nkeys: list) -> Plan[int]:
         if not nkeys:
             return 0
         return (yield ("UNLINK", *nkeys))  # DEL's answer; the memory is freed in the background
@@ -414,114 +492,103 @@ class Operations:
     # -- hashes (the field is a cache key; the hash name is used as given) --------
 
     @operation(write=True, fallback=0)
-    def hset(self, name, key, value, version=None):
+    def hset(self, name: str, key: Any, value: Any, version: int | None = None) -> Plan[int]:
         """Set field ``key`` of hash ``name``; return the number of fields added."""
         nkey = self._key(key, version)
         return (yield ("HSET", name, nkey, self._encode_for(nkey, value)))
 
     @operation(write=False, fallback=None)
-    def hget(self, name, key, version=None):
+    def hget(self, name: str, key: Any, version: int | None = None) -> Plan[Any]:
         """The value of field ``key`` of hash ``name``; None if it is missing."""
         nkey = self._key(key, version)
         reply = yield ("HGET", name, nkey)
         return None if reply is None else self.decode(reply, nkey)
 
     @operation(write=True, fallback=0)
-    def hdel(self, name, key, version=None):
+    def hdel(self, name: str, key: Any, version: int | None = None) -> Plan[int]:
         """Delete field ``key`` of hash ``name``; return the number deleted."""
         return (yield ("HDEL", name, self._key(key, version)))
 
     @operation(write=False, fallback=0)
-    def hlen(self, name):
+    def hlen(self, name: str) -> Plan[int]:
         """Number of fields in hash ``name``."""
         return (yield ("HLEN", name))
 
     @operation(write=False, fallback=lambda _: [])
-    def hkeys(self, name):
+    def hkeys(self, name: str) -> Plan[list[str]]:
         """The fields of hash ``name``, as the caller's keys."""
         reverse = self.reverse_key
         return [reverse(key.decode()) for key in (yield ("HKEYS", name))]
 
     @operation(write=False, fallback=False)
-    def hexists(self, name, key, version=None):
+    def hexists(self, name: str, key: Any, version: int | None = None) -> Plan[bool]:
         """Whether field ``key`` exists in hash ``name``."""
         return bool((yield ("HEXISTS", name, self._key(key, version))))
 
     # -- sets -----------------------------------------------------------------------
 
-    def _decode_set(self, replies, nkey=None):
-        decode = self.decode
-        return {decode(reply, nkey) for reply in replies}
-
-    def _combine(self, command, keys, version):
-        # SDIFF / SINTER / SUNION: a set computed from several sets.
-        return self._decode_set((yield (command, *[self._key(k, version) for k in keys])))
-
-    def _combine_store(self, command, dest, keys, dest_version, keys_version):
-        # SDIFFSTORE / SINTERSTORE / SUNIONSTORE: the same, stored in ``dest``.
-        nkeys = [self._key(k, keys_version) for k in keys]
-        return (yield (command, self._key(dest, dest_version), *nkeys))
-
     @operation(write=True, fallback=0)
-    def sadd(self, key, *values, version=None):
+    def sadd(self, key: Any, *values: Any, version: int | None = None) -> Plan[int]:
         """Add ``values`` to set ``key``; return how many were new."""
         nkey = self._key(key, version)
         return (yield ("SADD", nkey, *[self._encode_for(nkey, v) for v in values]))
 
     @operation(write=False, fallback=0)
-    def scard(self, key, version=None):
+    def scard(self, key: Any, version: int | None = None) -> Plan[int]:
         """Number of members of set ``key``."""
         return (yield ("SCARD", self._key(key, version)))
 
     @operation(write=False, fallback=lambda _: builtins.set())
-    def sdiff(self, *keys, version=None):
+    def sdiff(self, *keys: Any, version: int | None = None) -> Plan[builtins.set]:
         """Members of the first set not in the others."""
         return (yield from self._combine("SDIFF", keys, version))
 
     @operation(write=True, fallback=0)
-    def sdiffstore(self, dest, *keys, version_dest=None, version_keys=None):
+    def sdiffstore(self, dest: Any, *keys: Any, version_dest: int | None = None,
+                   version_keys: int | None = None) -> Plan[int]:
         """Store ``sdiff(*keys)`` in ``dest``; return its size."""
         return (yield from self._combine_store("SDIFFSTORE", dest, keys, version_dest,
                                                version_keys))
 
     @operation(write=False, fallback=lambda _: builtins.set())
-    def sinter(self, *keys, version=None):
+    def sinter(self, *keys: Any, version: int | None = None) -> Plan[builtins.set]:
         """Members in every one of the sets."""
         return (yield from self._combine("SINTER", keys, version))
 
     @operation(write=True, fallback=0)
-    def sinterstore(self, dest, *keys, version=None):
+    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None) -> Plan[int]:
         """Store ``sinter(*keys)`` in ``dest``; return its size."""
         return (yield from self._combine_store("SINTERSTORE", dest, keys, version, version))
 
     @operation(write=False, fallback=lambda _: [])
-    def smismember(self, key, *members, version=None):
+    def smismember(self, key: Any, *members: Any, version: int | None = None) -> Plan[list[bool]]:
         """For each of ``members``, whether it is in set ``key``."""
         nkey = self._key(key, version)
         reply = yield ("SMISMEMBER", nkey, *[self._encode_for(nkey, m) for m in members])
         return [bool(flag) for flag in reply]
 
     @operation(write=False, fallback=False)
-    def sismember(self, key, member, version=None):
+    def sismember(self, key: Any, member: Any, version: int | None = None) -> Plan[bool]:
         """Whether ``member`` is in set ``key``."""
         nkey = self._key(key, version)
         return bool((yield ("SISMEMBER", nkey, self._encode_for(nkey, member))))
 
     @operation(write=False, fallback=lambda _: builtins.set())
-    def smembers(self, key, version=None):
+    def smembers(self, key: Any, version: int | None = None) -> Plan[builtins.set]:
         """All members of set ``key``."""
         nkey = self._key(key, version)
         return self._decode_set((yield ("SMEMBERS", nkey)), nkey)
 
     @operation(write=True, fallback=False)
-    def smove(self, source, destination, member, version=None):
+    def smove(self, source: Any, destination: Any, member: Any,
+              version: int | None = None) -> Plan[bool]:
         """Move ``member`` from set ``source`` to set ``destination``."""
         nsource = self._key(source, version)
         ndest = self._key(destination, version)
         return bool((yield ("SMOVE", nsource, ndest, self._encode_for(nsource, member))))
 
     @operation(write=True, fallback=None)
-    def spop(self, key, count=None, version=None):
+    def spop(self, key: Any, count: int | None = None, version: int | None = None) -> Plan[Any]:
         """Remove and return a random member (or a set of ``count`` members)."""
         nkey = self._key(key, version)
         reply = yield (("SPOP", nkey) if count is None else ("SPOP", nkey, count))
@@ -532,7 +599,8 @@ class Operations:
         return self.decode(reply, nkey)
 
     @operation(write=False, fallback=None)
-    def srandmember(self, key, count=None, version=None):
+    def srandmember(self, key: Any, count: int | None = None,
+                    version: int | None = None) -> Plan[Any]:
         """Return a random member (or a list of ``count`` members)."""
         nkey = self._key(key, version)
         reply = yield (("SRANDMEMBER", nkey) if count is None else ("SRANDMEMBER", nkey, count))
@@ -543,42 +611,33 @@ class Operations:
         return self.decode(reply, nkey)
 
     @operation(write=True, fallback=0)
-    def srem(self, key, *members, version=None):
+    def srem(self, key: Any, *members: Any, version: int | None = None) -> Plan[int]:
         """Remove ``members`` from set ``key``; return how many were removed."""
         nkey = self._key(key, version)
         return (yield ("SREM", nkey, *[self._encode_for(nkey, m) for m in members]))
 
-    def _sscan_command(self, key, cursor, match, count, version):
-        nkey = self._key(key, version)
-        command = ("SSCAN", nkey, cursor)
-        if match is not None:
-            if self._has_compression_enabled():
-                raise ValueError("Using match with compression is not supported.")
-            command += ("MATCH", self.encode(match))
-        if count:
-            command += ("COUNT", count)
-        return nkey, command
-
     @operation(write=False, fallback=lambda _: builtins.set())
-    def sscan(self, key, match=None, count=10, version=None):
+    def sscan(self, key: Any, match: Any = None, count: int | None = 10,
+              version: int | None = None) -> Plan[builtins.set]:
         """One SSCAN page from the start of set ``key``, as a set."""
         nkey, command = self._sscan_command(key, 0, match, count, version)
         _, replies = yield command
         return self._decode_set(replies, nkey)
 
     @operation(write=False, fallback=lambda bound: (0, []))
-    def _sscan_page(self, key, cursor, match=None, count=10, version=None):
+    def _sscan_page(self, key: Any, cursor: int, match: Any = None, count: int | None = 10,
+                    version: int | None = None) -> Plan[tuple[int, list]]:
         nkey, command = self._sscan_command(key, cursor, match, count, version)
         cursor, replies = yield command
         return int(cursor), [self.decode(reply, nkey) for reply in replies]
 
     @operation(write=False, fallback=lambda _: builtins.set())
-    def sunion(self, *keys, version=None):
+    def sunion(self, *keys: Any, version: int | None = None) -> Plan[builtins.set]:
         """Members of any of the sets."""
         return (yield from self._combine("SUNION", keys, version))
 
     @operation(write=True, fallback=0)
-    def sunionstore(self, destination, *keys, version=None):
+    def sunionstore(self, destination: Any, *keys: Any, version: int | None = None) -> Plan[int]:
         """Store ``sunion(*keys)`` in ``destination``; return its size."""
         return (yield from self._combine_store("SUNIONSTORE", destination, keys, version,
                                                version))

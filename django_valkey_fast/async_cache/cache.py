@@ -23,7 +23,10 @@ class DecoratedAsyncBackendCommands(AsyncBackendCommands):
     :class:`~django_valkey_fast.base.AsyncBackendCommands`."""
 
 
-class AsyncValkeyCache(BaseValkeyCache, DecoratedAsyncBackendCommands, BaseCache):
+# Django's BaseCache methods, as coroutines under their plain names: django-valkey's
+# async backend contract, which no sync signature of BaseCache's can match.
+class AsyncValkeyCache(  # type: ignore[misc]
+        BaseValkeyCache, DecoratedAsyncBackendCommands, BaseCache):
     """A cache whose every operation is a coroutine (django-valkey's async backend)."""
 
     DEFAULT_CLIENT_CLASS = "django_valkey_fast.async_cache.client.AsyncDefaultClient"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache.backends.base import get_key_func
@@ -24,11 +26,16 @@ from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
 from django_valkey_fast.commands.hash import HashCommands
 from django_valkey_fast.exceptions import interrupted
-from django_valkey_fast.operations import Operations
+from django_valkey_fast._api import AsyncOperationMethods, SyncOperationMethods
+from django_valkey_fast.operations import PlanHost
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.compressors.identity import IdentityCompressor
 
-__all__ = ["DefaultClient", "HashClient"]
+if TYPE_CHECKING:
+    from valkey.asyncio.lock import Lock as AsyncLock
+    from valkey.lock import Lock
+
+__all__ = ["BaseClient", "DefaultClient", "HashClient"]
 
 
 def _sentinel_managed_client(sentinel: dict, params: dict):
@@ -51,13 +58,13 @@ def _is_primary(role) -> bool:
     return bool(role) and role[0] in (b"master", "master")
 
 
-@bind_operations(sync_names=True)
-class DefaultClient(Operations):
-    """Runs cache operations on a primary and, for reads, its replicas.
+class BaseClient(AsyncOperationMethods, PlanHost):
+    """What the sync and the async clients share (django-valkey's ``BaseClient``):
+    the servers of LOCATION (the first is the primary), keys, values, the asyncio
+    channels and the native ``a*`` coroutines of every operation.
 
     ``server`` is the LOCATION: a URL, a comma-separated string of URLs, or a list;
-    the first is the primary. ``params`` is the cache's settings dict and
-    ``backend`` the cache backend instance.
+    ``params`` is the cache's settings dict and ``backend`` the cache backend instance.
     """
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.ConnectionFactory"
@@ -85,8 +92,8 @@ class DefaultClient(Operations):
         self._codec = codec
         self._serializer = codec.serializer
         self._compressor = codec.compressor
-        self.encode = codec.encode
-        self.decode = codec.decode
+        self.encode = codec.encode  # type: ignore[method-assign]  # (see encode below)
+        self.decode = codec.decode  # type: ignore[method-assign]
         self.key_func_changed()
         self.version = backend.version
         self.default_timeout = backend.default_timeout
@@ -153,6 +160,146 @@ class DefaultClient(Operations):
             return random.choice([i for i in range(len(self._server)) if i not in tried])
         return random.randint(1, len(self._server) - 1)
 
+    def _connection_params(self, index: int) -> dict:
+        """Server ``index``'s connection settings, for its asyncio channels."""
+        raise NotImplementedError
+
+    def _aio_state(self, loop):
+        """What this client keeps per event loop: each server's channel, when used."""
+        return [None] * len(self._server)
+
+    def _achannel(self, write):
+        channels = self._aio.get()
+        index = 0 if write or len(channels) == 1 else next(self._replica_indexes)
+        channel = channels[index]
+        if channel is None:
+            channel = channels[index] = aio.channel_for(self._connection_params(index))
+        return channel
+
+    def _aio_channels(self) -> list:
+        """The channels this client opened on the running loop."""
+        return [channel for channel in self._aio.current() or () if channel is not None]
+
+    # -- which server is the primary ---------------------------------------------------
+
+    async def _afind_primary(self) -> bool:
+        """Async ``_find_primary``."""
+        loop = asyncio.get_running_loop()
+        for index in range(1, len(self._server)):
+            try:
+                channel = aio.channel_for(self._connection_params(index), loop)
+                role = await channel.call(("ROLE",))
+            except SERVER_ERRORS:
+                continue
+            if _is_primary(role):
+                self._make_primary(index)
+                return True
+        return False
+
+    def _make_primary(self, index: int) -> None:
+        # Swap server ``index`` with the first; the old first now serves reads.
+        for servers in (self._server, self._clients, self._channels, self._aio_params):
+            servers[0], servers[index] = servers[index], servers[0]
+        self._aio.reset()  # rebuild the async channel list in the new order
+
+    def _close_requested(self) -> bool:
+        return self._options.get(
+            "CLOSE_CONNECTION", getattr(settings, "DJANGO_VALKEY_CLOSE_CONNECTION", False)
+        )
+
+    # -- operations that are not a single plan --------------------------------------
+    def _lock(self, client, key, version=None, timeout=None, sleep=0.1, blocking=True,
+              blocking_timeout=None, lock_class=None, thread_local=True):
+        """valkey-py's lock on ``key`` through ``client`` (sync or asyncio)."""
+        return client.lock(
+            self._key(key, version), timeout=timeout, sleep=sleep, blocking=blocking,
+            blocking_timeout=blocking_timeout, lock_class=lock_class,
+            thread_local=thread_local,
+        )
+
+    async def aget_lock(self, key: Any, version: int | None = None,
+                        timeout: float | None = None, sleep: float = 0.1,
+                        blocking: bool = True, blocking_timeout: float | None = None,
+                        client: Any = None, lock_class: Any = None,
+                        thread_local: bool = True) -> AsyncLock:
+        """Return a valkey-py asyncio ``Lock`` on ``key`` (``async with``)."""
+        return self._lock(client or self._async_client(write=True), key, version, timeout,
+                          sleep, blocking, blocking_timeout, lock_class, thread_local)
+
+    alock = aget_lock
+
+    def _async_client(self, write=True):
+        """A valkey-py asyncio client for the running loop, on the same server."""
+        return self._async_client_of(self._achannel(write))
+
+    @staticmethod
+    def _async_client_of(channel):
+        """A valkey-py asyncio client on ``channel``'s server and loop (made once)."""
+        import valkey.asyncio
+
+        client = getattr(channel, "valkey_client", None)
+        if client is None:
+            params = {k: v for k, v in channel.params.items()
+                      if k not in ("unix", "ssl", "cluster", "sentinel", "connection_pool")}
+            sentinel = channel.params.get("sentinel")
+            if sentinel is not None:
+                client = channel.valkey_client = _sentinel_managed_client(sentinel, params)
+                return client
+            if channel.params["unix"]:
+                params["connection_class"] = valkey.asyncio.UnixDomainSocketConnection
+            elif channel.params["ssl"]:
+                params["connection_class"] = valkey.asyncio.SSLConnection
+            params.pop("parser_class", None)
+            client = channel.valkey_client = valkey.asyncio.Valkey(
+                connection_pool=valkey.asyncio.ConnectionPool(**params)
+            )
+        return client
+
+    async def aiter_keys(self, search: str, itersize: int | None = None, client: Any = None,
+                         version: int | None = None) -> AsyncIterator[str]:
+        """Yield the keys matching the glob ``search``, a SCAN page at a time."""
+        pattern = self.make_pattern(search, version=version)
+        cursor = 0
+        reverse = self.reverse_key
+        while True:
+            cursor, keys = await self._ascan_page(pattern, cursor, itersize, client=client)
+            for key in keys:
+                yield reverse(key.decode())
+            if not cursor:
+                return
+
+    async def adelete_pattern(self, pattern: str, version: int | None = None,
+                              prefix: str | None = None, client: Any = None,
+                              itersize: int | None = None) -> int:
+        """Delete the keys matching ``pattern``; return the count."""
+        pattern = self.make_pattern(pattern, version=version, prefix=prefix)
+        itersize = itersize or getattr(self._backend, "_default_scan_itersize", 10)
+        cursor, deleted = 0, 0
+        while True:
+            cursor, keys = await self._ascan_page(pattern, cursor, itersize, client=client)
+            deleted += await self._adelete_keys(keys, client=client)
+            if not cursor:
+                return deleted
+
+    async def asscan_iter(self, key: Any, match: Any = None, count: int | None = 10,
+                          version: int | None = None,
+                          client: Any = None) -> AsyncIterator[Any]:
+        """Yield the members of set ``key``, an SSCAN page at a time."""
+        cursor = 0
+        while True:
+            cursor, members = await self._asscan_page(key, cursor, match, count, version,
+                                                      client=client)
+            for member in members:
+                yield member
+            if not cursor:
+                return
+
+
+@bind_operations(sync_names=True)
+class DefaultClient(SyncOperationMethods, BaseClient):
+    """Runs cache operations on a primary and, for reads, its replicas: each operation
+    a blocking method (``get``) and a native coroutine (``aget``)."""
+
     def connect(self, index: int = 0):
         """Return a new valkey-py client for server ``index``."""
         return self.connection_factory.connect(self._server[index])
@@ -191,24 +338,6 @@ class DefaultClient(Operations):
             )
         return params
 
-    def _aio_state(self, loop):
-        """What this client keeps per event loop: each server's channel, when used."""
-        return [None] * len(self._server)
-
-    def _achannel(self, write):
-        channels = self._aio.get()
-        index = 0 if write or len(channels) == 1 else next(self._replica_indexes)
-        channel = channels[index]
-        if channel is None:
-            channel = channels[index] = aio.channel_for(self._connection_params(index))
-        return channel
-
-    def _aio_channels(self) -> list:
-        """The channels this client opened on the running loop."""
-        return [channel for channel in self._aio.current() or () if channel is not None]
-
-    # -- which server is the primary ---------------------------------------------------
-
     def _find_primary(self) -> bool:
         """Ask the LOCATION servers their ROLE; make the primary the write server."""
         for index in range(1, len(self._server)):
@@ -221,26 +350,6 @@ class DefaultClient(Operations):
                 return True
         return False
 
-    async def _afind_primary(self) -> bool:
-        """Async ``_find_primary``."""
-        loop = asyncio.get_running_loop()
-        for index in range(1, len(self._server)):
-            try:
-                channel = aio.channel_for(self._connection_params(index), loop)
-                role = await channel.call(("ROLE",))
-            except SERVER_ERRORS:
-                continue
-            if _is_primary(role):
-                self._make_primary(index)
-                return True
-        return False
-
-    def _make_primary(self, index: int) -> None:
-        # Swap server ``index`` with the first; the old first now serves reads.
-        for servers in (self._server, self._clients, self._channels, self._aio_params):
-            servers[0], servers[index] = servers[index], servers[0]
-        self._aio.reset()  # rebuild the async channel list in the new order
-
     def disconnect(self, index: int = 0, client=None) -> None:
         """Close the connections of server ``index`` (or of ``client``)."""
         if client is None:
@@ -248,11 +357,6 @@ class DefaultClient(Operations):
         if client is not None:
             channel_for(client).disconnect()
             self.connection_factory.disconnect(client)
-
-    def _close_requested(self) -> bool:
-        return self._options.get(
-            "CLOSE_CONNECTION", getattr(settings, "DJANGO_VALKEY_CLOSE_CONNECTION", False)
-        )
 
     def close(self) -> None:
         """Close connections if ``CLOSE_CONNECTION`` (or the global setting) asks for it."""
@@ -267,86 +371,15 @@ class DefaultClient(Operations):
 
     # -- operations that are not a single plan --------------------------------------
 
-    def get_lock(self, key, version=None, timeout=None, sleep=0.1, blocking=True,
-                 blocking_timeout=None, client=None, lock_class=None, thread_local=True):
+    def get_lock(self, key: Any, version: int | None = None, timeout: float | None = None,
+                 sleep: float = 0.1, blocking: bool = True,
+                 blocking_timeout: float | None = None, client: Any = None,
+                 lock_class: Any = None, thread_local: bool = True) -> Lock:
         """Return a valkey-py ``Lock`` on ``key`` (a context manager)."""
-        client = client or self.get_client(write=True)
-        return client.lock(
-            self._key(key, version), timeout=timeout, sleep=sleep, blocking=blocking,
-            blocking_timeout=blocking_timeout, lock_class=lock_class,
-            thread_local=thread_local,
-        )
+        return self._lock(client or self.get_client(write=True), key, version, timeout,
+                          sleep, blocking, blocking_timeout, lock_class, thread_local)
 
     lock = get_lock
-
-    async def aget_lock(self, key, *args, client=None, **kwargs):
-        """Return a valkey-py asyncio ``Lock`` on ``key`` (``async with``); as ``get_lock``."""
-        return DefaultClient.get_lock(self, key, *args,
-                                      client=client or self._async_client(write=True), **kwargs)
-
-    alock = aget_lock
-
-    def _async_client(self, write=True):
-        """A valkey-py asyncio client for the running loop, on the same server."""
-        return self._async_client_of(self._achannel(write))
-
-    @staticmethod
-    def _async_client_of(channel):
-        """A valkey-py asyncio client on ``channel``'s server and loop (made once)."""
-        import valkey.asyncio
-
-        client = getattr(channel, "valkey_client", None)
-        if client is None:
-            params = {k: v for k, v in channel.params.items()
-                      if k not in ("unix", "ssl", "cluster", "sentinel", "connection_pool")}
-            sentinel = channel.params.get("sentinel")
-            if sentinel is not None:
-                client = channel.valkey_client = _sentinel_managed_client(sentinel, params)
-                return client
-            if channel.params["unix"]:
-                params["connection_class"] = valkey.asyncio.UnixDomainSocketConnection
-            elif channel.params["ssl"]:
-                params["connection_class"] = valkey.asyncio.SSLConnection
-            params.pop("parser_class", None)
-            client = channel.valkey_client = valkey.asyncio.Valkey(
-                connection_pool=valkey.asyncio.ConnectionPool(**params)
-            )
-        return client
-
-    async def aiter_keys(self, search, itersize=None, client=None, version=None):
-        """Yield the keys matching the glob ``search``, a SCAN page at a time."""
-        pattern = self.make_pattern(search, version=version)
-        cursor = 0
-        reverse = self.reverse_key
-        while True:
-            cursor, keys = await self._ascan_page(pattern, cursor, itersize, client=client)
-            for key in keys:
-                yield reverse(key.decode())
-            if not cursor:
-                return
-
-    async def adelete_pattern(self, pattern, version=None, prefix=None, client=None,
-                              itersize=None):
-        """Delete the keys matching ``pattern``; return the count."""
-        pattern = self.make_pattern(pattern, version=version, prefix=prefix)
-        itersize = itersize or getattr(self._backend, "_default_scan_itersize", 10)
-        cursor, deleted = 0, 0
-        while True:
-            cursor, keys = await self._ascan_page(pattern, cursor, itersize, client=client)
-            deleted += await self._adelete_keys(keys, client=client)
-            if not cursor:
-                return deleted
-
-    async def asscan_iter(self, key, match=None, count=10, version=None, client=None):
-        """Yield the members of set ``key``, an SSCAN page at a time."""
-        cursor = 0
-        while True:
-            cursor, members = await self._asscan_page(key, cursor, match, count, version,
-                                                      client=client)
-            for member in members:
-                yield member
-            if not cursor:
-                return
 
     async def aclose(self) -> None:
         """Close connections if ``CLOSE_CONNECTION`` asks for it (async callers)."""
@@ -355,7 +388,8 @@ class DefaultClient(Operations):
                 channel.close()
         self.close()
 
-    def iter_keys(self, search, itersize=None, client=None, version=None):
+    def iter_keys(self, search: str, itersize: int | None = None, client: Any = None,
+                  version: int | None = None) -> Iterator[str]:
         """Yield the keys matching the glob ``search``, a SCAN page at a time."""
         pattern = self.make_pattern(search, version=version)
         cursor = 0
@@ -367,7 +401,9 @@ class DefaultClient(Operations):
             if not cursor:
                 return
 
-    def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None):
+    def delete_pattern(self, pattern: str, version: int | None = None,
+                       prefix: str | None = None, client: Any = None,
+                       itersize: int | None = None) -> int:
         """Delete the keys matching ``pattern`` (SCAN, a DEL per page); return the count."""
         pattern = self.make_pattern(pattern, version=version, prefix=prefix)
         itersize = itersize or getattr(self._backend, "_default_scan_itersize", 10)
@@ -378,7 +414,8 @@ class DefaultClient(Operations):
             if not cursor:
                 return deleted
 
-    def sscan_iter(self, key, match=None, count=10, version=None, client=None):
+    def sscan_iter(self, key: Any, match: Any = None, count: int | None = 10,
+                   version: int | None = None, client: Any = None) -> Iterator[Any]:
         """Yield the members of set ``key``, an SSCAN page at a time."""
         cursor = 0
         while True:
@@ -389,6 +426,8 @@ class DefaultClient(Operations):
                 return
 
 
-class HashClient(HashCommands, DefaultClient):
+# HashCommands' hset takes mapping/items where DefaultClient's takes version (as in
+# django-valkey): the one method whose signature a subclass changes.
+class HashClient(HashCommands, DefaultClient):  # type: ignore[misc]
     """DefaultClient whose hash commands make the hash name a cache key (see
     :mod:`django_valkey_fast.commands.hash`): django-valkey's ``HashClient``."""

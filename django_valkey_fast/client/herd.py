@@ -9,7 +9,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
-from django_valkey_fast.herd import HerdOperations
+from django_valkey_fast.herd import HerdHost, HerdOperations
 
 __all__ = ["HerdClient", "SingleFlight"]
 
@@ -32,7 +32,7 @@ class SingleFlight:
 
 
 @bind_operations(sync_names=True, operations=HerdOperations)
-class HerdClient(HerdOperations, DefaultClient):
+class HerdClient(HerdHost, DefaultClient):
     """DefaultClient with herd packing; ``get_or_set`` recomputes once per process."""
 
     def get_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):

@@ -8,6 +8,8 @@ django-valkey's cluster extras (``keyslot``, ``mget_nonatomic``, ``mset_nonatomi
 
 from __future__ import annotations
 
+from typing import Any
+
 from django_valkey_fast.cache import ValkeyCache
 
 __all__ = ["ClusterCommands", "ClusterValkeyCache"]
@@ -15,6 +17,9 @@ __all__ = ["ClusterCommands", "ClusterValkeyCache"]
 
 class ClusterCommands:
     """The Cluster extras of the backend (django-valkey's ``ClusterCommands``)."""
+
+    client: Any  # BaseValkeyCache's
+    _default_scan_itersize: int
 
     def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None,
                        target_nodes=None):
@@ -64,7 +69,7 @@ class ClusterCommands:
         return self.client.invalidate_key_from_cache(client=client)
 
 
-class ClusterValkeyCache(ClusterCommands, ValkeyCache):
+class ClusterValkeyCache(ClusterCommands, ValkeyCache):  # type: ignore[misc]  # (as ValkeyCache)
     """Django cache backend for a Valkey (or Redis) Cluster."""
 
     DEFAULT_CLIENT_CLASS = "django_valkey_fast.cluster_cache.client.DefaultClusterClient"

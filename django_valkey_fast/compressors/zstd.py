@@ -33,12 +33,14 @@ class ZStdCompressor(BaseCompressor):
 
     def _compress(self, value: bytes) -> bytes:
         if zstd is None:
+            assert zstandard is not None  # (checked by __init__)
             return zstandard.ZstdCompressor(level=self.level or 1).compress(value)
         return zstd.compress(value, options=self.options, level=self.level or 1,
                              zstd_dict=self.zstd_dict)
 
     def _decompress(self, value: bytes) -> bytes:
         if zstd is None:
+            assert zstandard is not None
             return zstandard.ZstdDecompressor().decompressobj().decompress(value)
         return zstd.decompress(value, zstd_dict=self.decomp_zstd_dict or self.zstd_dict,
                                options=self.decomp_options or self.options)

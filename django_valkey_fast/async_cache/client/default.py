@@ -7,7 +7,8 @@ The operations are the same plans the sync client runs; only the I/O step differ
 from __future__ import annotations
 
 from django_valkey_fast.async_cache import channel as aio
-from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast._api import CoroutineOperationMethods
+from django_valkey_fast.client.default import BaseClient
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.commands.hash import AsyncHashCommands
 
@@ -15,7 +16,7 @@ __all__ = ["AsyncDefaultClient", "AsyncHashClient"]
 
 
 @bind_operations(sync_names=False)
-class AsyncDefaultClient(DefaultClient):
+class AsyncDefaultClient(CoroutineOperationMethods, BaseClient):
     """Primary + replicas, async only (``AsyncValkeyCache``'s default client)."""
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.async_cache.pool.AsyncConnectionFactory"
@@ -71,12 +72,13 @@ class AsyncDefaultClient(DefaultClient):
             self._loop_clients.reset()
 
     aclose = close
-    get_lock = lock = DefaultClient.aget_lock
-    iter_keys = DefaultClient.aiter_keys
-    delete_pattern = DefaultClient.adelete_pattern
-    sscan_iter = DefaultClient.asscan_iter
+    get_lock = lock = BaseClient.aget_lock
+    iter_keys = BaseClient.aiter_keys
+    delete_pattern = BaseClient.adelete_pattern
+    sscan_iter = BaseClient.asscan_iter
 
 
-class AsyncHashClient(AsyncHashCommands, AsyncDefaultClient):
+# AsyncHashCommands' hset takes mapping/items where the default client's takes version.
+class AsyncHashClient(AsyncHashCommands, AsyncDefaultClient):  # type: ignore[misc]
     """AsyncDefaultClient whose hash commands make the hash name a cache key (see
     :mod:`django_valkey_fast.commands.hash`): django-valkey's ``AsyncHashClient``."""
