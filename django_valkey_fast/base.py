@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from django.conf import settings
@@ -26,6 +26,7 @@ from django_valkey_fast.compressors.identity import IdentityCompressor
 from django_valkey_fast.exceptions import ConnectionInterrupted, DecodeError, interrupted
 
 if TYPE_CHECKING:
+    from django_valkey_fast._common import CacheKey
     from django_valkey_fast.operations import Timeout
 
 __all__ = [
@@ -191,7 +192,7 @@ class BaseValkeyCache(Generic[Client, Backend]):
     DEFAULT_CLIENT_CLASS = "django_valkey_fast.client.DefaultClient"
     _missing_key = object()
 
-    def __init__(self, server, params: dict) -> None:
+    def __init__(self, server: str | Sequence[str], params: dict) -> None:
         BaseCache.__init__(cast(BaseCache, self), params)  # Django's parsing, whatever the MRO
         self._server = server
         self._params = params
@@ -227,21 +228,23 @@ class BaseValkeyCache(Generic[Client, Backend]):
         """The client instance (built on first use)."""
         return self._client_cls(self._server, self._params, self)
 
-    def get_client_class(self):
+    def get_client_class(self) -> type[Client]:
         """The client class named by ``OPTIONS["CLIENT_CLASS"]``."""
         return self._client_cls
 
     # -- Django's cache API ---------------------------------------------------------
 
-    def make_key(self, key, version=None, prefix=None):
+    def make_key(self, key: Any, version: int | None = None,
+                 prefix: str | None = None) -> CacheKey:
         """Return the server key for ``key`` (a CacheKey)."""
         return self.client.make_key(key, version=version, prefix=prefix)
 
-    def make_and_validate_key(self, key, version=None):
+    def make_and_validate_key(self, key: Any, version: int | None = None) -> CacheKey:
         """Return the server key, warning about non-portable keys."""
         return self.client.make_key(key, version=version)
 
-    def make_pattern(self, pattern, version=None, prefix=None):
+    def make_pattern(self, pattern: str, version: int | None = None,
+                     prefix: str | None = None) -> CacheKey:
         """Return the glob pattern for ``pattern``."""
         return self.client.make_pattern(pattern, version=version, prefix=prefix)
 
@@ -252,7 +255,7 @@ class BackendCommands(BackendExtendedMethods):
     client: Any  # BaseValkeyCache's
     _default_scan_itersize: int
 
-    def close(self, **kwargs):
+    def close(self, **kwargs: Any) -> None:
         """Called by Django at the end of each request; closes only if configured to."""
         client = self.__dict__.get("client")  # never build a client just to close it
         if client is not None:
@@ -360,7 +363,7 @@ class NativeAsyncCommands(NativeAsyncExtendedMethods):
     _default_scan_itersize: int
     _missing_key: object
 
-    async def aclose(self, **kwargs):
+    async def aclose(self, **kwargs: Any) -> None:
         """The async end-of-request hook; closes only if configured to."""
         client = self.__dict__.get("client")  # never build a client just to close it
         if client is not None:
@@ -494,7 +497,7 @@ class AsyncBackendCommands(AsyncBackendMethods, NativeAsyncCommands):
     plain names (``await cache.get(...)``), each also under its ``a*`` name. Each is
     :class:`NativeAsyncCommands`' ``a*`` method: one implementation for both."""
 
-    def close(self, **kwargs):
+    def close(self, **kwargs: Any) -> Awaitable[None]:
         """Close connections if configured to; safe to call with or without ``await``.
 
         Django's ``close_caches`` calls ``close()`` without awaiting it at the end of
@@ -513,7 +516,7 @@ class AsyncBackendCommands(AsyncBackendMethods, NativeAsyncCommands):
             return _Closed()
         return _Closed(loop.create_task(client.close()))
 
-    async def aclose(self, **kwargs):
+    async def aclose(self, **kwargs: Any) -> None:
         """Close connections if configured to."""
         await self.close()
 

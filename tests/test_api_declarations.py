@@ -13,13 +13,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.cache.backends.base import BaseCache
 
 import django_valkey_fast
 from django_valkey_fast import _api
 from django_valkey_fast.async_cache.cache import AsyncValkeyCache
-from django_valkey_fast.async_cache.client import AsyncDefaultClient, AsyncHashClient
+from django_valkey_fast.async_cache.client import (
+    AsyncDefaultClient, AsyncHashClient, AsyncHerdClient, AsyncSentinelClient,
+)
 from django_valkey_fast.cache import ValkeyCache
-from django_valkey_fast.client import DefaultClient, HashClient
+from django_valkey_fast.client import (
+    DefaultClient, HashClient, HerdClient, SentinelClient, ShardClient,
+)
+from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
+from django_valkey_fast.cluster_cache.client import DefaultClusterClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +92,39 @@ def test_every_method_made_at_run_time_is_declared():
             attribute = getattr(cls, name)
             if hasattr(attribute, "plan") or hasattr(attribute, "pass_through"):
                 assert name in visible, f"{cls.__name__}.{name} is not declared"
+
+
+ANNOTATED_CLASSES = (
+    ValkeyCache, AsyncValkeyCache, ClusterValkeyCache,
+    DefaultClient, HerdClient, SentinelClient, ShardClient, HashClient,
+    AsyncDefaultClient, AsyncHerdClient, AsyncSentinelClient, DefaultClusterClient,
+)
+
+
+def test_every_public_method_is_annotated():
+    """Every public method written by hand (those made from a plan or passed through
+    are declared in _api.py) annotates its parameters and its return: static tools see
+    its real signature."""
+    missing = []
+    for cls in ANNOTATED_CLASSES:
+        for name in dir(cls):
+            if name.startswith("_"):
+                continue
+            attribute = inspect.getattr_static(cls, name)
+            function = getattr(attribute, "__func__", attribute)  # class/static methods
+            if (isinstance(function, (property, type)) or not callable(function)
+                    or hasattr(function, "plan") or hasattr(function, "pass_through")
+                    or inspect.getattr_static(BaseCache, name, None) is attribute):
+                continue  # (the last: Django's own BaseCache method)
+            signature = inspect.signature(function)
+            where = f"{cls.__name__}.{name} ({function.__qualname__})"
+            if signature.return_annotation is inspect.Signature.empty:
+                missing.append(f"{where}: the return")
+            unannotated = [parameter.name for parameter in list(signature.parameters.values())[1:]
+                           if parameter.annotation is inspect.Parameter.empty]
+            if unannotated:
+                missing.append(f"{where}: {', '.join(unannotated)}")
+    assert not missing, "annotate:\n" + "\n".join(missing)
 
 
 USER_CODE = '''

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -32,6 +32,8 @@ from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.compressors.identity import IdentityCompressor
 
 if TYPE_CHECKING:
+    import valkey
+    import valkey.asyncio
     from valkey.asyncio.lock import Lock as AsyncLock
     from valkey.lock import Lock
 
@@ -69,7 +71,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.ConnectionFactory"
 
-    def __init__(self, server, params: dict, backend) -> None:
+    def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         self._backend = backend
         if not server:
             raise ImproperlyConfigured("Missing connections string")
@@ -120,12 +122,12 @@ class BaseClient(AsyncOperationMethods, PlanHost):
 
     # Each instance binds ``encode``/``decode`` to its codec's methods directly (one
     # attribute lookup on the hot path); these class-level twins name them.
-    def encode(self, value):
+    def encode(self, value: Any) -> bytes | int | float:
         """``value`` as stored in the server (ints and floats raw, the rest serialized
         and compressed)."""
         return self._codec.encode(value)
 
-    def decode(self, value, key=None):
+    def decode(self, value: bytes, key: str | None = None) -> Any:
         """The Python value of bytes ``value`` read from the server."""
         return self._codec.decode(value, key)
 
@@ -134,7 +136,8 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self._keys = build_key_maker(self._backend)
         self._key = self._keys.make
 
-    def make_key(self, key, version=None, prefix=None) -> CacheKey:
+    def make_key(self, key: Any, version: int | None = None,
+                 prefix: str | None = None) -> CacheKey:
         """Return the server key for ``key`` as a CacheKey (used as is when passed back)."""
         if type(key) is CacheKey:
             return key
@@ -143,7 +146,8 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         version = self.version if version is None else version
         return CacheKey(self._backend.key_func(key, prefix, version))
 
-    def make_pattern(self, pattern, version=None, prefix=None) -> CacheKey:
+    def make_pattern(self, pattern: str, version: int | None = None,
+                     prefix: str | None = None) -> CacheKey:
         """Return the glob pattern matching ``pattern`` under the prefix and version."""
         return CacheKey(self._keys.make_pattern(pattern, version, prefix))
 
@@ -152,7 +156,8 @@ class BaseClient(AsyncOperationMethods, PlanHost):
 
     # -- servers ------------------------------------------------------------------
 
-    def get_next_client_index(self, write=True, tried=None) -> int:
+    def get_next_client_index(self, write: bool = True,
+                              tried: list[int] | None = None) -> int:
         """Index of the server for the next command: 0 for writes, a replica for reads."""
         if write or len(self._server) == 1:
             return 0
@@ -300,7 +305,7 @@ class DefaultClient(SyncOperationMethods, BaseClient):
     """Runs cache operations on a primary and, for reads, its replicas: each operation
     a blocking method (``get``) and a native coroutine (``aget``)."""
 
-    def connect(self, index: int = 0):
+    def connect(self, index: int = 0) -> valkey.Valkey:
         """Return a new valkey-py client for server ``index``."""
         return self.connection_factory.connect(self._server[index])
 
@@ -310,11 +315,13 @@ class DefaultClient(SyncOperationMethods, BaseClient):
             client = self._clients[index] = self.connect(index)
         return client
 
-    def get_client(self, write=True, tried=None, key=None, **kwargs):
+    def get_client(self, write: bool = True, tried: list[int] | None = None, key: Any = None,
+                   **kwargs: Any) -> valkey.Valkey:
         """Return the valkey-py client (``valkey.Valkey``) for a write or a read."""
         return self._client_at(self.get_next_client_index(write=write, tried=tried))
 
-    def get_client_with_index(self, write=True, tried=None):
+    def get_client_with_index(self, write: bool = True,
+                              tried: list[int] | None = None) -> tuple[valkey.Valkey, int]:
         """Return ``(client, index)`` for a write or a read."""
         index = self.get_next_client_index(write=write, tried=tried)
         return self._client_at(index), index
@@ -350,7 +357,7 @@ class DefaultClient(SyncOperationMethods, BaseClient):
                 return True
         return False
 
-    def disconnect(self, index: int = 0, client=None) -> None:
+    def disconnect(self, index: int = 0, client: Any = None) -> None:
         """Close the connections of server ``index`` (or of ``client``)."""
         if client is None:
             client = self._clients[index]

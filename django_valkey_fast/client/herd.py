@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 import weakref
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast.client.default import BaseClient, DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.herd import HerdHost, HerdOperations
+
+if TYPE_CHECKING:
+    from django_valkey_fast.operations import Timeout
 
 __all__ = ["HerdClient", "SingleFlight"]
 
@@ -23,7 +27,7 @@ class SingleFlight:
     _guard = threading.Lock()
 
     @classmethod
-    def lock_for(cls, key) -> threading.Lock:
+    def lock_for(cls, key: str) -> threading.Lock:
         with cls._guard:
             lock = cls._locks.get(key)
             if lock is None:
@@ -35,7 +39,8 @@ class SingleFlight:
 class HerdClient(HerdHost, DefaultClient):
     """DefaultClient with herd packing; ``get_or_set`` recomputes once per process."""
 
-    def get_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+    def get_or_set(self, key: Any, default: Any, timeout: Timeout = DEFAULT_TIMEOUT,
+                   version: int | None = None) -> Any:
         """Return ``key``'s value; if missing or stale, compute it once for all callers."""
         value = self.get(key, _MISSING, version)
         if value is not _MISSING:
@@ -47,7 +52,10 @@ class HerdClient(HerdHost, DefaultClient):
                 self.set(key, value, timeout, version)
         return value
 
-    async def aget_or_set(self, key, default, timeout=DEFAULT_TIMEOUT, version=None):
+    # ``self: BaseClient``: AsyncHerdClient (not a HerdClient) uses this method too.
+    async def aget_or_set(self: BaseClient, key: Any, default: Any,
+                          timeout: Timeout = DEFAULT_TIMEOUT,
+                          version: int | None = None) -> Any:
         """Async ``get_or_set``: one computation per key and event loop at a time."""
         from django_valkey_fast.async_cache.singleflight import async_lock_for
 

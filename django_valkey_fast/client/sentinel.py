@@ -9,11 +9,17 @@ After a failover the next command reconnects to the new primary.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlparse, urlunparse
 
 from django.core.exceptions import ImproperlyConfigured
 
 from django_valkey_fast.client.default import DefaultClient
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import valkey
 
 __all__ = ["SentinelClient", "check_sentinel_pool", "primary_and_replica_urls", "replace_query"]
 
@@ -50,12 +56,12 @@ class SentinelClient(DefaultClient):
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.SentinelConnectionFactory"
 
-    def __init__(self, server, params, backend):
+    def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         options = params.get("OPTIONS", {})
         options.setdefault("CONNECTION_FACTORY", self.CONNECTION_FACTORY_PATH)
         super().__init__(primary_and_replica_urls(server), params, backend)
 
-    def connect(self, index: int = 0):
+    def connect(self, index: int = 0) -> valkey.Valkey:
         """Return a valkey-py client whose pool asks Sentinel where to connect."""
         client = super().connect(index)
         check_sentinel_pool(client.connection_pool, self.CONNECTION_FACTORY_PATH)

@@ -10,7 +10,7 @@ excepted, which moves the value) raise ``CrossShardError`` otherwise.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
@@ -19,6 +19,13 @@ from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.base import prepared
 from django_valkey_fast.operations import Operations, Plan, operation
 from django_valkey_fast.sharding import ShardRouter
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import valkey
+    from valkey.asyncio.lock import Lock as AsyncLock
+    from valkey.lock import Lock
 
 __all__ = [
     "AsyncNodes", "AsyncShardChannel", "ShardChannel", "ShardClient", "ShardOperations",
@@ -109,33 +116,43 @@ class AsyncShardChannel(AsyncNodes):
 class ShardClient(DefaultClient):
     """Spreads keys over the LOCATION servers (client-side sharding)."""
 
-    def __init__(self, server, params, backend):
+    def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         super().__init__(server, params, backend)
         self._router = prepared((type(self), "router"), params,
                                 lambda: ShardRouter(self._server))
         self._shard_channel = ShardChannel(self._router, self._node_channel)
 
-    def get_server_name(self, key) -> str:
+    def get_server_name(self, key: Any) -> str:
         """The LOCATION entry of the server holding ``key`` (a made key)."""
         return self._router.node_for(key)
 
-    def get_client(self, write=True, tried=None, key=None, **kwargs):
+    def get_client(self, write: bool = True, tried: list[int] | None = None, key: Any = None,
+                   **kwargs: Any) -> valkey.Valkey:
         """The valkey-py client of the server holding ``key`` (the first without one)."""
         return self._client_at(0 if key is None else self._router.shard_for(key))
 
-    def get_lock(self, key, version=None, *args, client=None, **kwargs):
+    def get_lock(self, key: Any, version: int | None = None, timeout: float | None = None,
+                 sleep: float = 0.1, blocking: bool = True,
+                 blocking_timeout: float | None = None, client: Any = None,
+                 lock_class: Any = None, thread_local: bool = True) -> Lock:
         """A valkey-py ``Lock`` on the server holding ``key``."""
         client = client or self.get_client(key=self._key(key, version))
-        return DefaultClient.get_lock(self, key, version, *args, client=client, **kwargs)
+        return self._lock(client, key, version, timeout, sleep, blocking, blocking_timeout,
+                          lock_class, thread_local)
 
     lock = get_lock
 
-    async def aget_lock(self, key, version=None, *args, client=None, **kwargs):
+    async def aget_lock(self, key: Any, version: int | None = None,
+                        timeout: float | None = None, sleep: float = 0.1,
+                        blocking: bool = True, blocking_timeout: float | None = None,
+                        client: Any = None, lock_class: Any = None,
+                        thread_local: bool = True) -> AsyncLock:
         """A valkey-py asyncio ``Lock`` on the server holding ``key``."""
         if client is None:
             shard = self._router.shard_for(self._key(key, version))
             client = self._async_client_of(self._achannel(True)._channel_at(shard))
-        return DefaultClient.get_lock(self, key, version, *args, client=client, **kwargs)
+        return self._lock(client, key, version, timeout, sleep, blocking, blocking_timeout,
+                          lock_class, thread_local)
 
     alock = aget_lock
 

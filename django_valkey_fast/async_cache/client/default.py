@@ -6,11 +6,18 @@ The operations are the same plans the sync client runs; only the I/O step differ
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast._api import CoroutineOperationMethods
 from django_valkey_fast.client.default import BaseClient
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.commands.hash import AsyncHashCommands
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import valkey.asyncio
 
 __all__ = ["AsyncDefaultClient", "AsyncHashClient"]
 
@@ -21,7 +28,7 @@ class AsyncDefaultClient(CoroutineOperationMethods, BaseClient):
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.async_cache.pool.AsyncConnectionFactory"
 
-    def __init__(self, server, params: dict, backend) -> None:
+    def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         super().__init__(server, params, backend)
         # valkey-py asyncio clients (get_client), per event loop like the channels.
         self._loop_clients = aio.PerLoop(lambda loop: [None] * len(self._server))
@@ -36,12 +43,15 @@ class AsyncDefaultClient(CoroutineOperationMethods, BaseClient):
             params = self._aio_params[index] = aio.connection_params(pool)
         return params
 
-    async def get_client(self, write=True, tried=None, key=None, **kwargs):
+    async def get_client(self, write: bool = True, tried: list[int] | None = None,
+                         key: Any = None, **kwargs: Any) -> valkey.asyncio.Valkey:
         """Return the ``valkey.asyncio.Valkey`` client for a write or a read."""
         client, _ = await self.get_client_with_index(write, tried)
         return client
 
-    async def get_client_with_index(self, write=True, tried=None):
+    async def get_client_with_index(
+            self, write: bool = True,
+            tried: list[int] | None = None) -> tuple[valkey.asyncio.Valkey, int]:
         """Return ``(client, index)`` for a write or a read, on the running loop."""
         index = self.get_next_client_index(write=write, tried=tried)
         clients = self._loop_clients.get()
@@ -49,11 +59,11 @@ class AsyncDefaultClient(CoroutineOperationMethods, BaseClient):
             clients[index] = await self.connect(index)
         return clients[index], index
 
-    async def connect(self, index: int = 0):
+    async def connect(self, index: int = 0) -> valkey.asyncio.Valkey:
         """Return a new ``valkey.asyncio.Valkey`` for server ``index``."""
         return await self.connection_factory.connect(self._server[index])
 
-    async def disconnect(self, index: int = 0, client=None) -> None:
+    async def disconnect(self, index: int = 0, client: Any = None) -> None:
         """Close the connections of server ``index`` (or of ``client``) on this loop."""
         if client is None:
             clients = self._loop_clients.current()

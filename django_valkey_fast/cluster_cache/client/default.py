@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from valkey.cluster import ValkeyCluster
@@ -23,6 +25,10 @@ from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.base import prepared
 from django_valkey_fast.client.sharded import AsyncNodes, ShardOperations
 from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
+
+if TYPE_CHECKING:
+    from valkey.asyncio.lock import Lock as AsyncLock
+    from valkey.lock import Lock
 
 __all__ = ["AsyncClusterChannel", "ClusterChannel", "DefaultClusterClient"]
 
@@ -107,7 +113,7 @@ class DefaultClusterClient(DefaultClient):
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.cluster_cache.pool.ClusterConnectionFactory"
 
-    def __init__(self, server, params, backend):
+    def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         super().__init__(server, params, backend)
         seeds = []
         for url in self._server:
@@ -121,41 +127,57 @@ class DefaultClusterClient(DefaultClient):
 
     # -- the raw cluster client (django-valkey's get_client) -------------------------
 
-    def get_client(self, write=True, tried=None, key=None, **kwargs):
+    # The raw client of a cluster is a ValkeyCluster, not the valkey.Valkey of the
+    # DefaultClient this client builds on (django-valkey's cluster client does the same).
+    def get_client(  # type: ignore[override]
+            self, write: bool = True, tried: list[int] | None = None, key: Any = None,
+            **kwargs: Any) -> ValkeyCluster:
         """The ``valkey.cluster.ValkeyCluster`` for this cache."""
         return self._client_at(0)
 
-    def keyslot(self, key, version=None) -> int:
+    if TYPE_CHECKING:  # DefaultClient's, which make a ValkeyCluster here (see above)
+        def connect(self, index: int = 0) -> ValkeyCluster: ...  # type: ignore[override]
+        def get_client_with_index(  # type: ignore[override]
+                self, write: bool = True,
+                tried: list[int] | None = None) -> tuple[ValkeyCluster, int]: ...
+
+    def keyslot(self, key: Any, version: int | None = None) -> int:
         """The cluster slot of ``key``."""
         return self._router.shard_for(self._key(key, version))
 
-    def mget_nonatomic(self, keys, version=None, client=None):
+    def mget_nonatomic(self, keys: Iterable[Any], version: int | None = None,
+                       client: Any = None) -> dict[Any, Any]:
         """``get_many``: split by slot, not atomic across slots."""
         return self.get_many(keys, version, client=client)
 
-    def mset_nonatomic(self, data, version=None, client=None):
+    def mset_nonatomic(self, data: Mapping[Any, Any], version: int | None = None,
+                       client: Any = None) -> list:
         """``set_many`` without expiry: split by slot, not atomic across slots."""
         return self.set_many(data, None, version, client=client)
 
-    def msetnx(self, data, version=None, client=None):
+    def msetnx(self, data: Mapping[Any, Any], version: int | None = None,
+               client: Any = None) -> bool:
         """MSETNX on the raw cluster client: every key must share a slot (a {hash tag})."""
-        raw = client or self.get_client()
+        # (valkey-py types every reply as ResponseT; MSETNX's is a bool)
+        raw: Any = client or self.get_client()
         return raw.msetnx({self._key(k, version): self.encode(v) for k, v in data.items()})
 
-    def flushall(self, asynchronous=False, client=None):
+    def flushall(self, asynchronous: bool = False, client: Any = None) -> bool:
         """Delete every key on every primary (``clear``; ``asynchronous`` is implied:
         the keys are freed in the background where the clear scope allows)."""
         return self.clear(client=client)
 
-    def invalidate_key_from_cache(self, client=None):
+    def invalidate_key_from_cache(self, client: Any = None) -> Any:
         """valkey-py's client-side cache invalidation, on the raw cluster client."""
-        return (client or self.get_client()).invalidate_key_from_cache()
+        # valkey-py's ValkeyCluster.invalidate_key_from_cache takes a key, which this
+        # (as django-valkey's) does not pass: kept as django-valkey has it.
+        return (client or self.get_client()).invalidate_key_from_cache()  # type: ignore[call-arg]
 
-    def readonly(self, target_nodes=None, client=None):
+    def readonly(self, target_nodes: Any = None, client: Any = None) -> Any:
         """READONLY on the raw cluster client."""
         return (client or self.get_client()).readonly(target_nodes)
 
-    def readwrite(self, target_nodes=None, client=None):
+    def readwrite(self, target_nodes: Any = None, client: Any = None) -> Any:
         """READWRITE on the raw cluster client."""
         return (client or self.get_client()).readwrite(target_nodes)
 
@@ -195,36 +217,42 @@ class DefaultClusterClient(DefaultClient):
             view_router, self._aio.get()._channel_at))  # the node channels are shared
         return view
 
-    def keys(self, search="*", version=None, client=None, target_nodes=None):
+    def keys(self, search: str = "*", version: int | None = None, client: Any = None,
+             target_nodes: Any = None) -> list[str]:
         """The keys matching ``search`` on ``target_nodes`` (default: every primary)."""
         return DefaultClient.keys(self._on_nodes(target_nodes), search, version,
                                   client=client)
 
-    async def akeys(self, search="*", version=None, client=None, target_nodes=None):
+    async def akeys(self, search: str = "*", version: int | None = None, client: Any = None,
+                    target_nodes: Any = None) -> list[str]:
         """The keys matching ``search`` on ``target_nodes`` (default: every primary)."""
         return await DefaultClient.akeys(self._on_nodes(target_nodes), search, version,
                                          client=client)
 
-    def iter_keys(self, search, itersize=None, client=None, version=None, target_nodes=None):
+    def iter_keys(self, search: str, itersize: int | None = None, client: Any = None,
+                  version: int | None = None, target_nodes: Any = None) -> Iterator[str]:
         """Yield the keys matching ``search`` on ``target_nodes`` (default: every primary)."""
         return DefaultClient.iter_keys(self._on_nodes(target_nodes), search, itersize,
                                        client, version)
 
-    async def aiter_keys(self, search, itersize=None, client=None, version=None,
-                         target_nodes=None):
+    async def aiter_keys(self, search: str, itersize: int | None = None, client: Any = None,
+                         version: int | None = None,
+                         target_nodes: Any = None) -> AsyncIterator[str]:
         """Async-iterate the keys matching ``search`` on ``target_nodes``."""
         async for key in DefaultClient.aiter_keys(self._on_nodes(target_nodes), search,
                                                   itersize, client, version):
             yield key
 
-    def delete_pattern(self, pattern, version=None, prefix=None, client=None, itersize=None,
-                       target_nodes=None):
+    def delete_pattern(self, pattern: str, version: int | None = None,
+                       prefix: str | None = None, client: Any = None,
+                       itersize: int | None = None, target_nodes: Any = None) -> int:
         """Delete the keys matching ``pattern`` on ``target_nodes`` (default: all)."""
         return DefaultClient.delete_pattern(self._on_nodes(target_nodes), pattern, version,
                                             prefix, client, itersize)
 
-    async def adelete_pattern(self, pattern, version=None, prefix=None, client=None,
-                              itersize=None, target_nodes=None):
+    async def adelete_pattern(self, pattern: str, version: int | None = None,
+                              prefix: str | None = None, client: Any = None,
+                              itersize: int | None = None, target_nodes: Any = None) -> int:
         """Delete the keys matching ``pattern`` on ``target_nodes`` (default: all)."""
         return await DefaultClient.adelete_pattern(self._on_nodes(target_nodes), pattern,
                                                    version, prefix, client, itersize)
@@ -254,7 +282,11 @@ class DefaultClusterClient(DefaultClient):
         state = self._aio.current()
         return state.channels() if state is not None else []
 
-    async def aget_lock(self, key, version=None, *args, client=None, **kwargs):
+    async def aget_lock(self, key: Any, version: int | None = None,
+                        timeout: float | None = None, sleep: float = 0.1,
+                        blocking: bool = True, blocking_timeout: float | None = None,
+                        client: Any = None, lock_class: Any = None,
+                        thread_local: bool = True) -> AsyncLock:
         """A valkey-py asyncio ``Lock`` on the node serving ``key``."""
         if client is None:
             channel = self._achannel(True)
@@ -262,14 +294,18 @@ class DefaultClusterClient(DefaultClient):
                 await channel.call(("PING",))
             slot = self._router.shard_for(self._key(key, version))
             client = self._async_client_of(channel._node_channel(self._router.node_of(slot)))
-        return DefaultClient.get_lock(self, key, version, *args, client=client, **kwargs)
+        return self._lock(client, key, version, timeout, sleep, blocking, blocking_timeout,
+                          lock_class, thread_local)
 
     alock = aget_lock
 
-    def get_lock(self, key, version=None, *args, client=None, **kwargs):
+    def get_lock(self, key: Any, version: int | None = None, timeout: float | None = None,
+                 sleep: float = 0.1, blocking: bool = True,
+                 blocking_timeout: float | None = None, client: Any = None,
+                 lock_class: Any = None, thread_local: bool = True) -> Lock:
         """A valkey-py ``Lock`` (on the cluster client, which routes by key)."""
-        return DefaultClient.get_lock(self, key, version, *args,
-                                      client=client or self.get_client(), **kwargs)
+        return self._lock(client or self.get_client(), key, version, timeout, sleep, blocking,
+                          blocking_timeout, lock_class, thread_local)
 
     lock = get_lock
 
