@@ -112,8 +112,7 @@ def _async_name(name: str) -> str:
 
 
 def _declare(name, function, kind, add_client=False, answer=None) -> str:
-    """One declaration: ``kind`` is "def" (blocking), "async" (coroutine) or "iter"
-    (a plain def returning an async iterator)."""
+    """One declaration: ``kind`` is "def" or "async" (a coroutine)."""
     keyword = "async def" if kind == "async" else "def"
     returns = answer if answer is not None else _returns(function)
     parameters = _parameters(function, add_client)
@@ -171,20 +170,19 @@ def _operation_classes() -> list[str]:
     ]
 
 
-def _client_declaration(name, declared_name=None, iterator_as_def=True) -> str:
-    """Declare ``declared_name`` with the signature of the default client's ``name``."""
+def _client_declaration(name, declared_name=None) -> str:
+    """Declare ``declared_name`` with the signature of the default client's ``name``.
+
+    A coroutine is declared ``async def``; anything else (a blocking method, or an
+    async generator, which the backend's pass-through returns un-awaited) ``def``."""
     from django_valkey_fast.client.default import DefaultClient
 
-    declared_name = declared_name or name
     method = getattr(DefaultClient, name)
+    kind = "async" if inspect.iscoroutinefunction(method) else "def"
     plan = getattr(method, "plan", None)
     if plan is not None:
-        kind = "async" if inspect.iscoroutinefunction(method) else "def"
-        return _declare(declared_name, plan, kind, True, _answer(plan))
-    if inspect.isasyncgenfunction(method):
-        return _declare(declared_name, method, "iter" if iterator_as_def else "async")
-    kind = "async" if inspect.iscoroutinefunction(method) else "def"
-    return _declare(declared_name, method, kind)
+        return _declare(declared_name or name, plan, kind, True, _answer(plan))
+    return _declare(declared_name or name, method, kind)
 
 
 def _backend_classes() -> list[str]:
