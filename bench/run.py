@@ -1,14 +1,23 @@
-"""Side-by-side benchmark: django-valkey-fast against its peers, in one process.
+"""Side-by-side benchmark: django-valkey-fast against its peers and the floor, in one run.
 
-Every contender is a Django cache backend instance talking to the same server (one
-this script starts, unless ``--location`` names one). Rounds interleave every
-contender on every workload, in a shuffled order, so drift on a shared machine hits
-all of them alike; the report gives medians over rounds and ratios to django-valkey.
+Every contender is a Django cache backend configured in ``settings.CACHES`` and
+talking to the same server (one this script starts, unless ``--location`` names one):
+this package compiled (in this process) and pure-Python (in a child process started
+with ``DJANGO_VALKEY_FAST_NO_EXTENSIONS=1``, driven by this one), django-valkey,
+django-redis, Django's ``RedisCache``, valkey-py called directly, and the bare-socket
+floor (:mod:`bench.floor`). Rounds interleave every contender on every workload in a
+shuffled order, so drift on a shared machine hits all of them alike; the report gives
+medians over rounds and ratios to django-valkey and to the floor.
+
+The ``per request`` workload is what Django does under ASGI, where its cache handler
+is context-local: build the backend from settings (``caches.create_connection``), run
+one ``get``, ``close()`` it.
 
     bash scripts/bench.sh                # or: .venv/bin/python bench/run.py --rounds 9
 
-Columns: ops/s (wall clock) and client CPU microseconds per operation
-(``time.process_time``: this process only; the server runs elsewhere).
+Columns: ops/s (wall clock), client CPU microseconds per operation
+(``time.process_time`` of the process that ran it; the server runs elsewhere), and the
+server connections the contender held after the batch.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 
@@ -27,6 +37,27 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VALUE_100 = "v" * 100
 VALUE_30K = {"rows": [{"id": i, "name": f"row-{i}", "score": i * 1.5} for i in range(600)]}
 MANY = 100
+PER_REQUEST = "per request (build + get + close)"
+
+BASELINE = "django-valkey 0.4"
+FLOOR = "bare socket (floor)"
+PURE = "django-valkey-fast (pure)"
+
+# name -> (alias, BACKEND, OPTIONS, speaks redis://)
+BACKENDS = {
+    "django-valkey-fast": ("fast", "django_valkey_fast.cache.ValkeyCache",
+                           {"CONNECTION_POOL_KWARGS": {"client_name": "bench-fast"}}, False),
+    PURE: ("pure", "django_valkey_fast.cache.ValkeyCache",
+           {"CONNECTION_POOL_KWARGS": {"client_name": "bench-pure"}}, False),
+    BASELINE: ("dv", "django_valkey.cache.ValkeyCache",
+               {"CONNECTION_POOL_KWARGS": {"client_name": "bench-dv"}}, False),
+    "django-redis": ("dr", "django_redis.cache.RedisCache",
+                     {"CONNECTION_POOL_KWARGS": {"client_name": "bench-dr"}}, True),
+    "Django RedisCache": ("builtin", "django.core.cache.backends.redis.RedisCache",
+                          {"client_name": "bench-builtin"}, True),
+}
+CLIENT_NAMES = {name: f"bench-{alias}" for name, (alias, *_) in BACKENDS.items()}
+CLIENT_NAMES.update({"valkey-py": "bench-valkey-py", FLOOR: "bench-floor"})
 
 
 @contextlib.contextmanager
@@ -45,65 +76,139 @@ def server_location(location):
         server.stop()
 
 
-def configure():
+def configure(location=None, names=BACKENDS):
+    """Configure Django with a cache alias per backend of ``names`` on ``location``."""
     import django
     from django.conf import settings
 
-    settings.configure(CACHES={}, USE_TZ=True, INSTALLED_APPS=[])
+    caches = {}
+    if location is not None:
+        for name in names:
+            alias, backend, options, redis_scheme = BACKENDS[name]
+            url = location.replace("valkey://", "redis://") if redis_scheme else location
+            caches[alias] = {"BACKEND": backend, "LOCATION": url, "OPTIONS": options}
+    settings.configure(CACHES=caches, USE_TZ=True, INSTALLED_APPS=[])
     django.setup()
 
 
-def use_pure_twins(cache):
-    """Point a django-valkey-fast cache at the pure-Python twins (own pool, own channel)."""
-    from django_valkey_fast import _codec_py, _wire_py
-    from django_valkey_fast.channel import Channel, _channels
+def django_request(alias: str) -> None:
+    """One request as Django's handler runs it under ASGI: a new backend, one get, close."""
+    from django.core.cache import caches
 
-    client = cache.client
-    codec = client._codec
-    pure = _codec_py.Codec(codec.serializer, codec.compressor, codec.mode, codec.min_length,
-                           codec.magic)
-    client._codec, client.encode, client.decode = pure, pure.encode, pure.decode
-    keys = _codec_py.KeyMaker(client._keys.prefix, client._keys.version, client._keys.key_func,
-                              client._keys.default_key_func)
-    client._keys, client._key = keys, keys.make
-    pool = client.get_client().connection_pool
-    _channels[pool] = Channel(pool, _wire_py.pack_command, _wire_py.pack_commands)
-    client._channels = [None] * len(client._channels)
+    cache = caches.create_connection(alias)
+    cache.get("small")
+    cache.close()
 
 
-def contenders(location: str):
-    """Name -> an object with the Django cache API, all on ``location``."""
-    from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
-    from django_redis.cache import RedisCache as DjangoRedisPackage
-    from django_valkey.cache import ValkeyCache as DjangoValkey
+def workloads():
+    """Name -> (setup(cache), operation(cache, alias)): the operation is one call."""
+    many_keys = [f"many-{i}" for i in range(MANY)]
+    many_data = {key: VALUE_100 for key in many_keys}
 
-    import django_valkey_fast
-    from django_valkey_fast.cache import ValkeyCache
+    def per_request(cache, alias):
+        if alias is None:  # the floor and valkey-py build nothing: a request is a get
+            return cache.get("small")
+        return django_request(alias)
 
-    redis_location = location.replace("valkey://", "redis://")
-    fast = ValkeyCache(location, {})
-    assert django_valkey_fast.COMPILED, "build the extensions first (pip install -e .)"
-    pure = ValkeyCache(location, {"OPTIONS": {"CONNECTION_POOL_KWARGS": {"client_name": "pure"}}})
-    use_pure_twins(pure)
+    def put_small(cache):
+        cache.set("small", VALUE_100)
+
     return {
-        "django-valkey-fast": fast,
-        "django-valkey-fast (pure)": pure,
-        "django-valkey 0.4": DjangoValkey(location, {}),
-        "django-redis": DjangoRedisPackage(redis_location, {}),
-        "Django RedisCache": DjangoRedisCache(redis_location, {}),
-        "valkey-py (floor)": RawValkey(location),
+        "get 100B": (put_small, lambda c, a: c.get("small")),
+        PER_REQUEST: (put_small, per_request),
+        "set 100B": (None, lambda c, a: c.set("small", VALUE_100)),
+        "get miss": (None, lambda c, a: c.get("missing")),
+        "incr": (lambda c: c.set("counter", 1), lambda c, a: c.incr("counter")),
+        "get 30KB": (lambda c: c.set("large", VALUE_30K), lambda c, a: c.get("large")),
+        "set 30KB": (None, lambda c, a: c.set("large", VALUE_30K)),
+        f"get_many {MANY}": (lambda c: c.set_many(many_data), lambda c, a: c.get_many(many_keys)),
+        f"set_many {MANY}": (None, lambda c, a: c.set_many(many_data)),
     }
 
 
+class Contender:
+    """A cache measured in this process: ``cache`` is a backend (or the floor)."""
+
+    def __init__(self, cache, alias=None, loads=None):
+        self.cache, self.alias = cache, alias
+        self.loads = loads or workloads()
+
+    def setup(self, workload: str) -> None:
+        """Put in the server what ``workload`` reads."""
+        setup = self.loads[workload][0]
+        if setup is not None:
+            setup(self.cache)
+
+    def measure(self, workload: str, calls: int):
+        """Run ``workload`` ``calls`` times: (wall seconds, CPU seconds)."""
+        operation, cache, alias = self.loads[workload][1], self.cache, self.alias
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            operation(cache, alias)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    def close(self) -> None:
+        """Stop (nothing to do in this process)."""
+
+
+class PureProcess(Contender):
+    """This package's pure-Python build, measured in a child process of its own
+    (``DJANGO_VALKEY_FAST_NO_EXTENSIONS=1``), which runs each request of this one."""
+
+    def __init__(self, location: str):
+        env = dict(os.environ, DJANGO_VALKEY_FAST_NO_EXTENSIONS="1")
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", "--location", location],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+
+    def _ask(self, **request):
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError("the pure-Python benchmark process died (see its stderr)")
+        return json.loads(answer)
+
+    def setup(self, workload: str) -> None:
+        self._ask(op="setup", workload=workload)
+
+    def measure(self, workload: str, calls: int):
+        return tuple(self._ask(op="measure", workload=workload, calls=calls))
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+def serve_pure(location: str) -> None:
+    """The child side of :class:`PureProcess`: answer its requests on stdin/stdout."""
+    import django_valkey_fast
+
+    assert not django_valkey_fast.COMPILED, "the pure process loaded a compiled twin"
+    configure(location, names=[PURE])
+    from django.core.cache import caches
+
+    contender = Contender(caches[BACKENDS[PURE][0]], BACKENDS[PURE][0])
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "setup":
+            contender.setup(request["workload"])
+            answer = None
+        else:
+            answer = contender.measure(request["workload"], request["calls"])
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
 class RawValkey:
-    """The floor: valkey-py called directly, pickling like the backends do."""
+    """valkey-py called directly, pickling like the backends do."""
 
     def __init__(self, location):
         import pickle
 
         import valkey
 
-        self.client = valkey.Valkey.from_url(location)
+        self.client = valkey.Valkey.from_url(location, client_name=CLIENT_NAMES["valkey-py"])
         self.dumps, self.loads = pickle.dumps, pickle.loads
 
     def get(self, key):
@@ -127,15 +232,37 @@ class RawValkey:
         pipeline.execute()
 
 
+def contenders(location: str, pure: bool = True):
+    """Name -> Contender, all on ``location`` (configure(location) first)."""
+    from django.core.cache import caches
+
+    import django_valkey_fast
+    from bench.floor import BareSocket
+
+    assert django_valkey_fast.COMPILED, "build the extensions first (pip install -e .)"
+    chosen = {}
+    for name, (alias, *_) in BACKENDS.items():
+        if name == PURE:
+            if pure:
+                chosen[name] = PureProcess(location)
+        else:
+            chosen[name] = Contender(caches[alias], alias)
+    chosen["valkey-py"] = Contender(RawValkey(location))
+    chosen[FLOOR] = Contender(BareSocket(location))
+    return chosen
+
+
 def cluster_contenders(location: str):
     """This package's and django-valkey's cluster backends on one cluster."""
     from django_valkey.cluster_cache.cache import ClusterValkeyCache as PeerCluster
 
     from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
 
+    loads = cluster_workloads()
     return {
-        "django-valkey-fast ClusterValkeyCache": ClusterValkeyCache(location, {}),
-        "django-valkey 0.4 ClusterValkeyCache": PeerCluster(location, {}),
+        "django-valkey-fast ClusterValkeyCache": Contender(ClusterValkeyCache(location, {}),
+                                                           loads=loads),
+        "django-valkey 0.4 ClusterValkeyCache": Contender(PeerCluster(location, {}), loads=loads),
     }
 
 
@@ -145,70 +272,85 @@ def cluster_workloads():
     return {name: chosen[name] for name in ("get 100B", "set 100B", f"get_many {MANY}")}
 
 
-def workloads():
-    """Name -> (setup(cache), operation(cache), operations per call)."""
-    many_keys = [f"many-{i}" for i in range(MANY)]
-    many_data = {key: VALUE_100 for key in many_keys}
-    return {
-        "get 100B": (lambda c: c.set("small", VALUE_100), lambda c: c.get("small"), 1),
-        "set 100B": (None, lambda c: c.set("small", VALUE_100), 1),
-        "get miss": (None, lambda c: c.get("missing"), 1),
-        "incr": (lambda c: c.set("counter", 1), lambda c: c.incr("counter"), 1),
-        "get 30KB": (lambda c: c.set("large", VALUE_30K), lambda c: c.get("large"), 1),
-        "set 30KB": (None, lambda c: c.set("large", VALUE_30K), 1),
-        f"get_many {MANY}": (lambda c: c.set_many(many_data), lambda c: c.get_many(many_keys), 1),
-        f"set_many {MANY}": (None, lambda c: c.set_many(many_data), 1),
-    }
+class ConnectionCounter:
+    """Counts each contender's connections to the server (by client name)."""
+
+    def __init__(self, location):
+        import valkey
+
+        self.client = valkey.Valkey.from_url(location, client_name="bench-counter")
+        self.peaks: dict = {}
+
+    def record(self, workload: str, name: str) -> None:
+        wanted = CLIENT_NAMES.get(name)
+        if wanted is None:
+            return
+        count = sum(1 for entry in self.client.client_list() if entry.get("name") == wanted)
+        key = (workload, name)
+        self.peaks[key] = max(self.peaks.get(key, 0), count)
 
 
-def measure(cache, operation, calls):
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(calls):
-        operation(cache)
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def run(location, rounds, seconds, caches=None, loads=None):
-    caches = caches or contenders(location)
-    loads = loads or workloads()
-    results = {(w, c): [] for w in loads for c in caches}
+def run(location, rounds, seconds, chosen, loads, counter=None):
+    """Measure every workload of ``loads`` on every contender of ``chosen``, interleaved."""
+    results = {(w, c): [] for w in loads for c in chosen}
     calls = {}
-    for workload, (setup, operation, _) in loads.items():
-        for name, cache in caches.items():
-            if setup:
-                setup(cache)
-            operation(cache)  # warm up: connect, load scripts
-            wall, _ = measure(cache, operation, 50)
+    for workload in loads:
+        for name, contender in chosen.items():
+            contender.setup(workload)
+            contender.measure(workload, 1)  # warm up: connect, load scripts
+            wall, _ = contender.measure(workload, 50)
             calls[workload, name] = max(20, int(seconds / max(wall / 50, 1e-7)))
     for round_number in range(rounds):
-        for workload, (setup, operation, _) in loads.items():
-            order = list(caches.items())
+        for workload in loads:
+            order = list(chosen.items())
             random.shuffle(order)
-            for name, cache in order:
-                if setup:
-                    setup(cache)
+            for name, contender in order:
+                contender.setup(workload)
                 n = calls[workload, name]
-                wall, cpu = measure(cache, operation, n)
+                wall, cpu = contender.measure(workload, n)
                 results[workload, name].append((n / wall, cpu / n * 1e6))
+                if counter is not None:
+                    counter.record(workload, name)
         print(f"round {round_number + 1}/{rounds} done", file=sys.stderr)
-    return caches, loads, results
+    return results
 
 
-def report(caches, loads, results, baseline="django-valkey 0.4"):
-    """Markdown table: median ops/s, CPU us/op, and ratios to ``baseline``."""
+def summarize(results):
+    """(workload, name) -> (median ops/s, median CPU us/op)."""
+    return {key: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
+            for key, runs in results.items()}
+
+
+def report(names, loads, summary, baseline=BASELINE, peaks=None):
+    """Markdown table: median ops/s, CPU us/op, ratios to ``baseline`` and the floor."""
+    floor = FLOOR in names
     lines = ["| workload | backend | ops/s | CPU us/op | ops/s vs django-valkey | "
-             "CPU vs django-valkey |", "|---|---|---:|---:|---:|---:|"]
-    summary = {}
+             "CPU vs django-valkey |" + (" CPU vs floor |" if floor else "")
+             + (" connections |" if peaks else ""),
+             "|---|---|---:|---:|---:|---:|" + ("---:|" if floor else "")
+             + ("---:|" if peaks else "")]
     for workload in loads:
-        base_ops = statistics.median(r[0] for r in results[workload, baseline])
-        base_cpu = statistics.median(r[1] for r in results[workload, baseline])
-        for name in caches:
-            ops = statistics.median(r[0] for r in results[workload, name])
-            cpu = statistics.median(r[1] for r in results[workload, name])
-            summary[workload, name] = (ops, cpu)
-            lines.append(f"| {workload} | {name} | {ops:,.0f} | {cpu:.1f} | "
-                         f"{ops / base_ops:.2f}x | {cpu / base_cpu:.2f}x |")
-    return "\n".join(lines), summary
+        base_ops, base_cpu = summary[workload, baseline]
+        for name in names:
+            ops, cpu = summary[workload, name]
+            line = (f"| {workload} | {name} | {ops:,.0f} | {cpu:.1f} | "
+                    f"{ops / base_ops:.2f}x | {cpu / base_cpu:.2f}x |")
+            if floor:
+                line += f" {cpu / summary[workload, FLOOR][1]:.2f}x |"
+            if peaks:
+                line += f" {peaks.get((workload, name), '-')} |"
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def per_request_report(names, summary):
+    """How much a request costs against a warm ``get`` of the same backend."""
+    lines = ["| backend | per request CPU us | warm get CPU us | per request / warm get |",
+             "|---|---:|---:|---:|"]
+    for name in names:
+        request, warm = summary[PER_REQUEST, name][1], summary["get 100B", name][1]
+        lines.append(f"| {name} | {request:.1f} | {warm:.1f} | {request / warm:.2f}x |")
+    return "\n".join(lines)
 
 
 def main():
@@ -220,24 +362,42 @@ def main():
     parser.add_argument("--json", help="also write the medians to this file")
     parser.add_argument("--cluster", action="store_true",
                         help="compare the cluster backends on a 6-node cluster started here")
+    parser.add_argument("--no-pure", action="store_true", help="leave out the pure build")
+    parser.add_argument("--workloads", help="comma-separated subset of the workloads")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    configure()
+    if args.worker:
+        return serve_pure(args.location)
     if args.cluster:
+        configure()
         from tests.servers import Cluster
 
         cluster = Cluster()
         try:
-            caches, loads, results = run(cluster.url, args.rounds, args.seconds,
-                                         cluster_contenders(cluster.url), cluster_workloads())
+            chosen, loads = cluster_contenders(cluster.url), cluster_workloads()
+            summary = summarize(run(cluster.url, args.rounds, args.seconds, chosen, loads))
         finally:
             cluster.stop()
-        table, summary = report(caches, loads, results,
-                                baseline="django-valkey 0.4 ClusterValkeyCache")
+        tables = [report(chosen, loads, summary,
+                         baseline="django-valkey 0.4 ClusterValkeyCache")]
     else:
         with server_location(args.location) as location:
-            caches, loads, results = run(location, args.rounds, args.seconds)
-        table, summary = report(caches, loads, results)
-    print(table)
+            configure(location)
+            loads = workloads()
+            if args.workloads:
+                loads = {name: loads[name] for name in args.workloads.split(",")}
+            chosen = contenders(location, pure=not args.no_pure)
+            counter = ConnectionCounter(location)
+            try:
+                summary = summarize(run(location, args.rounds, args.seconds, chosen, loads,
+                                        counter))
+            finally:
+                for contender in chosen.values():
+                    contender.close()
+        tables = [report(chosen, loads, summary, peaks=counter.peaks)]
+        if PER_REQUEST in loads and "get 100B" in loads:
+            tables.append(per_request_report(chosen, summary))
+    print("\n\n".join(tables))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({f"{w} | {n}": v for (w, n), v in summary.items()}, handle, indent=1)
