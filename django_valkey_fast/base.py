@@ -8,7 +8,7 @@ import inspect
 import logging
 import socket
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from django_valkey_fast.operations import Timeout
 
 __all__ = [
-    "AsyncBackendCommands", "Backend", "BackendCommands", "BaseValkeyCache", "Client",
+    "AsyncBackendCommands", "Backend", "BackendCommands", "BackendConfig", "BaseValkeyCache", "Client",
     "CONNECTION_INTERRUPTED", "ConnectionInterrupted", "EXTENDED_API", "EXTENDED_ASYNC_API",
     "SERVER_ERRORS", "ErrorPolicy", "build_codec", "build_key_maker", "close_async_caches",
     "decorate_all_methods", "NativeAsyncCommands", "omit_exception", "omit_exception_async", "prepared",
@@ -137,6 +137,15 @@ setting_changed.connect(_forget_prepared, weak=False)
 
 # -- the backend classes (django-valkey's ``base`` module layout) ---------------------
 
+
+class BackendConfig(NamedTuple):
+    """What a backend configuration (class, LOCATION, params) builds once per process."""
+
+    client_cls: type
+    errors: ErrorPolicy
+    scan_itersize: int
+    shared_client: list  # [the client every backend of the configuration uses], once built
+
 Client = TypeVar("Client")
 Backend = TypeVar("Backend")
 
@@ -196,19 +205,26 @@ class BaseValkeyCache(Generic[Client, Backend]):
         BaseCache.__init__(cast(BaseCache, self), params)  # Django's parsing, whatever the MRO
         self._server = server
         self._params = params
-        self._client_cls, self._errors, self._default_scan_itersize = prepared(
-            (type(self), "backend"), params, lambda: self._prepare(params)
-        )
+        config = self._config = prepared(
+            (type(self), "backend", server if isinstance(server, str) else tuple(server)),
+            params, lambda: self._prepare(params))
+        self._client_cls = config.client_cls
+        self._errors = config.errors
+        self._default_scan_itersize = config.scan_itersize
         self._ignore_exceptions = self._errors.ignore
         self._log_ignored_exceptions = self._errors.log
         self.logger = self._errors.logger
+        shared = config.shared_client
+        if shared and self._keys_match(shared[0]._backend):
+            self.client = shared[0]  # (what the ``client`` property would return)
 
-    def _prepare(self, params):
+    def _prepare(self, params) -> BackendConfig:
         options = params.get("OPTIONS", {})
-        return (
+        return BackendConfig(
             import_string(options.get("CLIENT_CLASS", self.DEFAULT_CLIENT_CLASS)),
             ErrorPolicy(options),
             getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10),
+            [],
         )
 
     @property
@@ -220,13 +236,37 @@ class BaseValkeyCache(Generic[Client, Backend]):
     def key_func(self, function):
         self._key_func = function
         client = self.__dict__.get("client")
-        if client is not None:
+        if client is None:
+            return
+        if client._backend is self:
             client.key_func_changed()
+        else:  # the configuration's client: this backend now needs one of its own
+            del self.__dict__["client"]
 
     @functools.cached_property
     def client(self):
-        """The client instance (built on first use)."""
+        """The client (built on first use).
+
+        One client serves every backend built from the same configuration in this
+        process: Django builds a backend per request under ASGI (and per thread under
+        WSGI), and the client holds nothing of a particular backend but its settings.
+        A backend whose key settings differ from its configuration's (a ``key_func``
+        assigned after construction) gets a client of its own."""
+        shared = self._config.shared_client
+        if not shared:
+            # Built for a backend of its own, that no caller can change the keys of.
+            owner = type(self)(self._server, self._params)
+            shared.append(self._client_cls(self._server, self._params, owner))
+        client = shared[0]
+        if self._keys_match(client._backend):
+            return client
         return self._client_cls(self._server, self._params, self)
+
+    def _keys_match(self, other) -> bool:
+        """Whether backend ``other`` makes the same keys, with the same default timeout."""
+        return (other._key_func is self._key_func and other.key_prefix == self.key_prefix
+                and other.version == self.version
+                and other.default_timeout == self.default_timeout)
 
     def get_client_class(self) -> type[Client]:
         """The client class named by ``OPTIONS["CLIENT_CLASS"]``."""

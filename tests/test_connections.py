@@ -1,5 +1,6 @@
 """Connections as django-valkey names them: URLs, factories, pools, options, replicas."""
 
+import asyncio
 import threading
 import time
 
@@ -254,15 +255,101 @@ def test_a_write_that_reaches_a_replica_goes_to_the_primary(make_cache, replicat
 
 
 def test_configuration_is_prepared_once_per_process(make_cache, server):
-    first, second = make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor"}), \
-        make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor"})
-    assert first.client is not second.client
+    zlib = {"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor"}
+    first, second = make_cache(OPTIONS=dict(zlib)), make_cache(OPTIONS=dict(zlib))
+    assert first.client is second.client  # one client per configuration
     assert first.client._codec is second.client._codec
-    assert first.client.connection_factory is second.client.connection_factory
     with override_settings(CACHE_COMPRESS_MIN_LENGTH=10_000):  # settings changed: rebuilt
-        third = make_cache(OPTIONS={"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor"})
+        third = make_cache(OPTIONS=dict(zlib))
         assert third.client._codec is not first.client._codec
         assert third.client._codec.min_length == 10_000
+
+
+def test_a_backend_per_request_builds_nothing_that_reaches_the_server(settings, server):
+    """Django builds a backend per request under ASGI. Invariant: after the first
+    request, building a backend, running a command and closing it makes no valkey-py
+    client, pool or connection: everything that reaches the server is shared."""
+    import valkey
+    from django.core.cache import caches
+
+    settings.CACHES = {"per-request": {"BACKEND": "django_valkey_fast.cache.ValkeyCache",
+                                       "LOCATION": server.url}}
+    built = []
+    original = valkey.Valkey.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(self)
+        original(self, *args, **kwargs)
+
+    def request():
+        cache = caches.create_connection("per-request")
+        cache.set("k", "v")
+        assert cache.get("k") == "v"
+        cache.close()
+
+    request()
+    clients_before = connected_clients(server)
+    valkey.Valkey.__init__ = counting
+    try:
+        for _ in range(50):
+            request()
+    finally:
+        valkey.Valkey.__init__ = original
+    assert built == []
+    assert connected_clients(server) == clients_before
+
+    async def async_requests():
+        for _ in range(50):
+            cache = caches.create_connection("per-request")
+            assert await cache.aget("k") == "v"
+            await cache.aclose()
+
+    asyncio.run(async_requests())  # one loop: one more connection, not one per request
+    assert connected_clients(server) == clients_before + 1
+
+
+def connected_clients(server) -> int:
+    info = server.command("INFO clients")[0]
+    return int(info.split("connected_clients:")[1].split()[0])
+
+
+def test_a_backend_with_other_keys_gets_its_own_client(make_cache, server):
+    """Invariant: sharing the client never changes a backend's keys. A backend whose
+    key function is assigned after construction (as Django's tests do) stops using
+    the configuration's client; the other backends keep their keys."""
+    first, second = make_cache(), make_cache()
+    assert first.client is second.client
+    second.key_func = lambda key, prefix, version: f"other:{key}"
+    assert second.client is not first.client
+    assert first.make_key("k") == ":1:k"
+    assert second.make_key("k") == "other:k"
+    first.set("k", "first")
+    second.set("k", "second")
+    assert first.get("k") == "first" and second.get("k") == "second"
+    third = make_cache()
+    assert third.client is first.client and third.make_key("k") == ":1:k"
+
+
+def test_configurations_with_other_locations_share_nothing(server):
+    """Invariant: the prepared configuration is keyed by LOCATION too: two backends
+    with the same params and different servers never share a client or a router."""
+    from tests.servers import Server
+
+    from django_valkey_fast.cache import ValkeyCache
+    from django_valkey_fast.client.sharded import ShardClient
+
+    other = Server()
+    try:
+        one, two = ValkeyCache(server.url, {}), ValkeyCache(other.url, {})
+        assert one.client is not two.client
+        one.set("where", "one")
+        assert two.get("where") is None
+        sharded = {"OPTIONS": {"CLIENT_CLASS": "django_valkey_fast.client.ShardClient"}}
+        assert isinstance(ValkeyCache([server.url, other.url], sharded).client, ShardClient)
+        only_one = ValkeyCache([server.url], sharded)
+        assert only_one.client._router.nodes == [server.url]
+    finally:
+        other.stop()
 
 
 @pytest.mark.parametrize("scheme", ["valkeys", "rediss"])

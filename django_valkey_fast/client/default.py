@@ -8,22 +8,23 @@ writes go to the first LOCATION, reads to the others when there are any.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from django.conf import settings
 from django.core.cache.backends.base import get_key_func
 from django.core.exceptions import ImproperlyConfigured
 
 from django_valkey_fast import pool
+from django_valkey_fast._codec import Codec
 from django_valkey_fast._common import CacheKey
 from django_valkey_fast.base import (
     SERVER_ERRORS, ErrorPolicy, build_codec, build_key_maker, prepared,
 )
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
+from django_valkey_fast.client.servers import Servers
 from django_valkey_fast.commands.hash import HashCommands
 from django_valkey_fast.exceptions import interrupted
 from django_valkey_fast._api import AsyncOperationMethods, SyncOperationMethods
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from valkey.asyncio.lock import Lock as AsyncLock
     from valkey.lock import Lock
 
-__all__ = ["BaseClient", "DefaultClient", "HashClient"]
+__all__ = ["BaseClient", "ClientConfig", "DefaultClient", "HashClient"]
 
 
 def _sentinel_managed_client(sentinel: dict, params: dict):
@@ -60,6 +61,20 @@ def _is_primary(role) -> bool:
     return bool(role) and role[0] in (b"master", "master")
 
 
+class ClientConfig(NamedTuple):
+    """What a client configuration (class, LOCATION, params) builds once per process."""
+
+    reverse_key: Callable[[str], str]
+    codec: Codec
+    errors: ErrorPolicy
+    connection_factory: Any
+    servers: Servers
+    replica_read_only: bool
+    clear_scope: str
+    close_connection: bool
+    options: dict
+
+
 class BaseClient(AsyncOperationMethods, PlanHost):
     """What the sync and the async clients share (django-valkey's ``BaseClient``):
     the servers of LOCATION (the first is the primary), keys, values, the asyncio
@@ -72,26 +87,30 @@ class BaseClient(AsyncOperationMethods, PlanHost):
     CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.ConnectionFactory"
 
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
-        self._backend = backend
         if not server:
             raise ImproperlyConfigured("Missing connections string")
         if isinstance(server, str):
             server = server.split(",")
-        self._server = list(server)
+        # Built once per process for this configuration (see ``prepared``); what
+        # reaches the servers is shared by its clients (see client/servers.py).
+        config = prepared((type(self), "client", tuple(server)), params,
+                          lambda: self._prepare(params, server))
         self._params = params
-        self._options: dict = params.get("OPTIONS", {})
-        self._replica_read_only = self._options.get("REPLICA_READ_ONLY", True)
-        self._clear_scope = self._options.get("CLEAR_SCOPE", "database")
-        if self._clear_scope not in ("database", "prefix"):
-            raise ImproperlyConfigured(
-                f'CLEAR_SCOPE is "database" (the default) or "prefix", not {self._clear_scope!r}')
-        self._clients: list = [None] * len(self._server)
-        self._channels: list = [None] * len(self._server)
-
-        self.reverse_key, codec, errors, self.connection_factory = prepared(
-            (type(self), "client"), params, lambda: self._prepare(params)
-        )
-        self._codec = codec
+        self._backend = backend
+        self._options: dict = config.options
+        self.reverse_key = config.reverse_key
+        self.connection_factory = config.connection_factory
+        self._replica_read_only = config.replica_read_only
+        self._clear_scope = config.clear_scope
+        self._close_connection = config.close_connection
+        servers = self._servers = config.servers
+        self._server = servers.urls
+        self._clients: list = servers.clients
+        self._channels: list = servers.channels
+        self._aio_params: list = servers.aio_params
+        self._aio = servers.aio
+        self._replica_indexes = servers.replica_turns
+        codec = self._codec = config.codec
         self._serializer = codec.serializer
         self._compressor = codec.compressor
         self.encode = codec.encode  # type: ignore[method-assign]  # (see encode below)
@@ -99,23 +118,30 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self.key_func_changed()
         self.version = backend.version
         self.default_timeout = backend.default_timeout
-        self._errors = getattr(backend, "_errors", None) or errors
-        self._replica_indexes = itertools.cycle(range(1, len(self._server)))
-        self._aio = aio.PerLoop(self._aio_state)
-        self._aio_params: list = [None] * len(self._server)
+        self._errors = getattr(backend, "_errors", None) or config.errors
 
-    def _prepare(self, params):
+    def _prepare(self, params: dict, server: list) -> ClientConfig:
         """What this client's configuration builds, once per process (see ``prepared``)."""
         options = params.get("OPTIONS", {})
+        clear_scope = options.get("CLEAR_SCOPE", "database")
+        if clear_scope not in ("database", "prefix"):
+            raise ImproperlyConfigured(
+                f'CLEAR_SCOPE is "database" (the default) or "prefix", not {clear_scope!r}')
         factory_path = getattr(
             settings, "DJANGO_VALKEY_CONNECTION_FACTORY", self.CONNECTION_FACTORY_PATH
         )
-        return (
-            get_key_func(params.get("REVERSE_KEY_FUNCTION")
-                         or "django_valkey_fast.util.default_reverse_key"),
-            build_codec(options),
-            ErrorPolicy(options),
-            pool.get_connection_factory(options=options, path=factory_path),
+        return ClientConfig(
+            reverse_key=get_key_func(params.get("REVERSE_KEY_FUNCTION")
+                                     or "django_valkey_fast.util.default_reverse_key"),
+            codec=build_codec(options),
+            errors=ErrorPolicy(options),
+            connection_factory=pool.get_connection_factory(options=options, path=factory_path),
+            servers=Servers(server),
+            replica_read_only=options.get("REPLICA_READ_ONLY", True),
+            clear_scope=clear_scope,
+            close_connection=options.get(
+                "CLOSE_CONNECTION", getattr(settings, "DJANGO_VALKEY_CLOSE_CONNECTION", False)),
+            options=options,
         )
 
     # -- keys and values ----------------------------------------------------------
@@ -169,10 +195,6 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         """Server ``index``'s connection settings, for its asyncio channels."""
         raise NotImplementedError
 
-    def _aio_state(self, loop):
-        """What this client keeps per event loop: each server's channel, when used."""
-        return [None] * len(self._server)
-
     def _achannel(self, write):
         channels = self._aio.get()
         index = 0 if write or len(channels) == 1 else next(self._replica_indexes)
@@ -190,27 +212,19 @@ class BaseClient(AsyncOperationMethods, PlanHost):
     async def _afind_primary(self) -> bool:
         """Async ``_find_primary``."""
         loop = asyncio.get_running_loop()
-        for index in range(1, len(self._server)):
+        for index, url in list(enumerate(self._server))[1:]:
             try:
                 channel = aio.channel_for(self._connection_params(index), loop)
                 role = await channel.call(("ROLE",))
             except SERVER_ERRORS:
                 continue
             if _is_primary(role):
-                self._make_primary(index)
+                self._servers.make_primary(url)
                 return True
         return False
 
-    def _make_primary(self, index: int) -> None:
-        # Swap server ``index`` with the first; the old first now serves reads.
-        for servers in (self._server, self._clients, self._channels, self._aio_params):
-            servers[0], servers[index] = servers[index], servers[0]
-        self._aio.reset()  # rebuild the async channel list in the new order
-
     def _close_requested(self) -> bool:
-        return self._options.get(
-            "CLOSE_CONNECTION", getattr(settings, "DJANGO_VALKEY_CLOSE_CONNECTION", False)
-        )
+        return self._close_connection
 
     # -- operations that are not a single plan --------------------------------------
     def _lock(self, client, key, version=None, timeout=None, sleep=0.1, blocking=True,
@@ -347,13 +361,13 @@ class DefaultClient(SyncOperationMethods, BaseClient):
 
     def _find_primary(self) -> bool:
         """Ask the LOCATION servers their ROLE; make the primary the write server."""
-        for index in range(1, len(self._server)):
+        for index, url in list(enumerate(self._server))[1:]:
             try:
                 role = channel_for(self._client_at(index)).call(("ROLE",))
             except SERVER_ERRORS:
                 continue
             if _is_primary(role):
-                self._make_primary(index)
+                self._servers.make_primary(url)
                 return True
         return False
 
@@ -373,8 +387,6 @@ class DefaultClient(SyncOperationMethods, BaseClient):
                     self.disconnect(index)
             except SERVER_ERRORS as error:
                 raise interrupted(error, connection=self._clients) from error
-            self._clients = [None] * len(self._server)
-            self._channels = [None] * len(self._server)
 
     # -- operations that are not a single plan --------------------------------------
 

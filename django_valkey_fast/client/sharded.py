@@ -16,7 +16,6 @@ from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for
 from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
-from django_valkey_fast.base import prepared
 from django_valkey_fast.operations import Operations, Plan, operation
 from django_valkey_fast.sharding import ShardRouter
 
@@ -118,9 +117,17 @@ class ShardClient(DefaultClient):
 
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         super().__init__(server, params, backend)
-        self._router = prepared((type(self), "router"), params,
-                                lambda: ShardRouter(self._server))
+        # Shared by every client of this configuration (see client/servers.py).
+        self._router, self._aio = self._servers.topology(
+            lambda: (ShardRouter(self._server), aio.PerLoop(self._aio_state)))
         self._shard_channel = ShardChannel(self._router, self._node_channel)
+
+    def _find_primary(self) -> bool:
+        # Every LOCATION is a primary of its own keys: none may take another's place.
+        return False
+
+    async def _afind_primary(self) -> bool:
+        return False
 
     def get_server_name(self, key: Any) -> str:
         """The LOCATION entry of the server holding ``key`` (a made key)."""

@@ -31,7 +31,7 @@ class AsyncDefaultClient(CoroutineOperationMethods, BaseClient):
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         super().__init__(server, params, backend)
         # valkey-py asyncio clients (get_client), per event loop like the channels.
-        self._loop_clients = aio.PerLoop(lambda loop: [None] * len(self._server))
+        self._loop_clients = self._servers.loop_clients
 
     def _connection_params(self, index: int) -> dict:
         params = self._aio_params[index]

@@ -22,7 +22,6 @@ from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.channel import channel_for_pool
 from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
-from django_valkey_fast.base import prepared
 from django_valkey_fast.client.sharded import AsyncNodes, ShardOperations
 from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
 
@@ -119,11 +118,19 @@ class DefaultClusterClient(DefaultClient):
         for url in self._server:
             parsed = urlparse(url)
             seeds.append((parsed.hostname or "127.0.0.1", parsed.port or 6379))
-        # Shared by every client of this cache: the slot map is learned once per process.
-        self._router = prepared((type(self), "router"), params, lambda: ClusterRouter(seeds))
-        self._seed_pool = self.connection_factory.seed_pool(self._server[0])
-        self._node_channels: dict = {}
+        # Shared by every client of this configuration (see client/servers.py): the
+        # slot map is learned once per process.
+        self._router, self._seed_pool, self._node_channels, self._aio = self._servers.topology(
+            lambda: (ClusterRouter(seeds), self.connection_factory.seed_pool(self._server[0]),
+                     {}, aio.PerLoop(self._aio_state)))
         self._cluster_channel = ClusterChannel(self._router, self._sync_node)
+
+    def _find_primary(self) -> bool:
+        # The cluster's own redirections find primaries; LOCATION only lists seeds.
+        return False
+
+    async def _afind_primary(self) -> bool:
+        return False
 
     # -- the raw cluster client (django-valkey's get_client) -------------------------
 
@@ -318,4 +325,3 @@ class DefaultClusterClient(DefaultClient):
             client = self._clients[0]
             if client is not None:
                 self.connection_factory.disconnect(client)
-                self._clients = [None] * len(self._server)

@@ -1,0 +1,62 @@
+"""The servers of one cache configuration, shared by every client built from it.
+
+Under ASGI Django builds a new cache backend (and so a new client) for every request:
+its cache handler is context-local. Whatever reaches the servers (the valkey-py
+clients and their process-wide pools, the sync channels, the asyncio connection
+settings and each event loop's channels, the order in which LOCATION lists primary
+and replicas) is therefore kept here, once per process per configuration, and a new
+client only points at it: building a client and running its first command costs
+about what a command on a warm client does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from django_valkey_fast.async_cache import channel as aio
+
+__all__ = ["Servers"]
+
+
+class Servers:
+    """The LOCATION servers of one configuration (the first is the primary), and what
+    each one is reached through; the lists are indexed like ``urls`` and shared, in
+    place, by every client of the configuration."""
+
+    def __init__(self, urls):
+        self.urls: list = list(urls)
+        count = len(self.urls)
+        self.clients: list = [None] * count  # valkey-py clients, built on first use
+        self.channels: list = [None] * count  # sync channels
+        self.aio_params: list = [None] * count  # asyncio connection settings
+        self.aio = aio.PerLoop(lambda loop: [None] * count)  # a loop's asyncio channels
+        self.loop_clients = aio.PerLoop(lambda loop: [None] * count)  # valkey.asyncio clients
+        self.replica_turns = itertools.cycle(range(1, count))  # round robin over replicas
+        self._lock = threading.Lock()
+        self._topology = None
+
+    def topology(self, build):
+        """What ``build()`` returns, built once for this configuration: what a sharded
+        or clustered client adds (its router, its channels per event loop)."""
+        found = self._topology
+        if found is None:
+            with self._lock:
+                if self._topology is None:
+                    self._topology = build()
+                found = self._topology
+        return found
+
+    def make_primary(self, url: str) -> None:
+        """Make the server ``url`` the one writes go to (a failover moved the primary).
+
+        Keyed by URL, not position, and done under a lock: several clients finding
+        the same new primary at once swap it into first place once."""
+        with self._lock:
+            index = self.urls.index(url)
+            if index == 0:
+                return
+            for servers in (self.urls, self.clients, self.channels, self.aio_params):
+                servers[0], servers[index] = servers[index], servers[0]
+            self.aio.reset()  # rebuilt, in the new order, on next use
+            self.loop_clients.reset()
