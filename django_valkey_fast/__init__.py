@@ -15,7 +15,7 @@ __all__ = ["COMPILED", "VERSION", "__version__", "get_valkey_connection"]
 # pure-Python (``<twin>_py``) implementation.
 _TWINS = {
     "_codec": ("Codec", "KeyMaker", "check_key"),
-    "_wire": ("pack_command", "pack_commands"),
+    "_wire": ("pack_command", "pack_commands", "read_reply", "read_replies"),
     "_slots": ("key_slot",),
 }
 

@@ -1,13 +1,16 @@
-"""Selects the compiled or the pure-Python RESP packer and re-exports its names."""
+"""Selects the compiled or the pure-Python RESP wire twin and re-exports its names."""
 
 from typing import TYPE_CHECKING
 
 from django_valkey_fast._extensions import USE_EXTENSIONS
 
 if TYPE_CHECKING or not USE_EXTENSIONS:
-    from django_valkey_fast._wire_py import pack_command, pack_commands  # noqa: F401
+    from django_valkey_fast._wire_py import (  # noqa: F401
+        pack_command, pack_commands, read_replies, read_reply)
 else:
     try:
-        from django_valkey_fast._wire_c import pack_command, pack_commands  # noqa: F401
+        from django_valkey_fast._wire_c import (  # noqa: F401
+            pack_command, pack_commands, read_replies, read_reply)
     except ImportError:  # a pure-Python install: no compiler was available
-        from django_valkey_fast._wire_py import pack_command, pack_commands  # noqa: F401
+        from django_valkey_fast._wire_py import (  # noqa: F401
+            pack_command, pack_commands, read_replies, read_reply)

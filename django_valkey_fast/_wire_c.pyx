@@ -1,12 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""RESP command packing, compiled implementation (twin of ``_wire_py.py``)."""
+"""RESP on a socket, compiled implementation (twin of ``_wire_py.py``): command
+packing, and reading replies through a RESP reader."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
 from valkey.exceptions import DataError
 
-__all__ = ["pack_command", "pack_commands"]
+__all__ = ["RECV_SIZE", "pack_command", "pack_commands", "read_replies", "read_reply"]
+
+RECV_SIZE = 65536  # bytes asked of the socket per read
 
 
 cdef inline bytes _encode(arg):
@@ -92,3 +95,29 @@ def pack_commands(commands):
     for encoded in all_encoded:
         pos += _write(out + pos, encoded)
     return result
+
+
+cpdef object read_reply(object sock, object reader):
+    """The next reply on ``sock`` (an error reply as the instance ``reader`` makes)."""
+    gets = reader.gets
+    reply = gets()
+    if reply is not False:
+        return reply
+    recv = sock.recv
+    feed = reader.feed
+    while reply is False:
+        data = recv(65536)
+        if not data:
+            raise ConnectionResetError("Connection closed by server.")
+        feed(data)
+        reply = gets()
+    return reply
+
+
+cpdef list read_replies(object sock, object reader, Py_ssize_t count):
+    """The next ``count`` replies on ``sock``, as a list."""
+    cdef list replies = []
+    cdef Py_ssize_t i
+    for i in range(count):
+        replies.append(read_reply(sock, reader))
+    return replies

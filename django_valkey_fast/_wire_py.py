@@ -1,13 +1,19 @@
-"""RESP command packing, pure-Python implementation (twin of ``_wire_c.pyx``).
+"""RESP on a socket, pure-Python implementation (twin of ``_wire_c.pyx``): command
+packing, and reading replies through a RESP reader.
 
 Arguments are encoded exactly as valkey-py encodes them (bytes as is, str as UTF-8,
 int and float as their ``repr``), so the bytes on the wire are the ones valkey-py
-would send.
+would send. Replies are read with a reader that has libvalkey's ``Reader`` interface
+(``feed``, ``gets``: libvalkey's, or ``_resp_py.Reader``); the end of the stream
+raises ``ConnectionResetError``, and the socket's own errors (timeouts included)
+are raised as they are.
 """
 
 from valkey.exceptions import DataError
 
-__all__ = ["pack_command", "pack_commands"]
+__all__ = ["RECV_SIZE", "pack_command", "pack_commands", "read_replies", "read_reply"]
+
+RECV_SIZE = 65536  # bytes asked of the socket per read
 
 
 def _encode(arg):
@@ -47,3 +53,20 @@ def pack_command(args):
 def pack_commands(commands):
     """Return several commands as one RESP buffer (a pipeline, one write)."""
     return b"".join([pack_command(args) for args in commands])
+
+
+def read_reply(sock, reader):
+    """The next reply on ``sock`` (an error reply as the instance ``reader`` makes)."""
+    reply = reader.gets()
+    while reply is False:
+        data = sock.recv(RECV_SIZE)
+        if not data:
+            raise ConnectionResetError("Connection closed by server.")
+        reader.feed(data)
+        reply = reader.gets()
+    return reply
+
+
+def read_replies(sock, reader, count):
+    """The next ``count`` replies on ``sock``, as a list."""
+    return [read_reply(sock, reader) for _ in range(count)]

@@ -39,11 +39,16 @@ from valkey.exceptions import (
     ConnectionError, InvalidResponse, ReadOnlyError, ResponseError, TimeoutError,
 )
 
-from django_valkey_fast._wire import pack_command, pack_commands
+from django_valkey_fast._wire import pack_command, pack_commands, read_replies, read_reply
 from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout, MalformedReply
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
-__all__ = ["Channel", "channel_for", "channel_for_pool", "pipeline_error"]
+try:
+    from libvalkey import Reader
+except ImportError:  # the extra is not installed: the pure-Python reader
+    from django_valkey_fast._resp_py import Reader  # type: ignore[assignment]
+
+__all__ = ["Channel", "SentPipeline", "channel_for", "channel_for_pool", "pipeline_error"]
 
 _channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _channels_lock = threading.Lock()
@@ -124,9 +129,10 @@ def pipeline_error(replies):
 
 
 class _Link:
-    """A connection with what the channel needs to check it cheaply before reuse."""
+    """A connection with its reply reader, and what the channel needs to check it
+    cheaply before reuse."""
 
-    __slots__ = ("connection", "sock", "poll", "buffered", "since")
+    __slots__ = ("connection", "sock", "poll", "buffered", "since", "reader")
 
     def __init__(self, connection):
         self.connection = connection
@@ -134,16 +140,26 @@ class _Link:
         self.poll = None
         self.buffered = _nothing
         self.since = 0.0
+        self.reader = None
 
     def bind(self) -> None:
-        """Watch the connection's current socket (after a (re)connect)."""
-        sock = self.sock = self.connection._sock
+        """Watch the connection's current socket (after a (re)connect), with a new
+        reader: valkey-py's parser reads the handshake (and health-check PINGs, when
+        nothing is pending), the channel's reader reads every reply after it."""
+        connection = self.connection
+        sock = self.sock = connection._sock
         self.poll = _readable_check(sock)
-        parser_holds_data = _parser_buffer_check(self.connection._parser)
+        # Error replies become the exceptions valkey-py's parser would make of them
+        # (ReadOnlyError, NoScriptError, the cluster's MovedError/AskError...).
+        reader = self.reader = Reader(protocolError=InvalidResponse,
+                                      replyError=connection._parser.parse_error)
+        parser_holds_data = _parser_buffer_check(connection._parser)
+        reader_holds_data = reader.has_data
         if hasattr(sock, "pending"):  # TLS: bytes decrypted but not read yet
-            self.buffered = lambda: parser_holds_data() or sock.pending()
+            self.buffered = lambda: (reader_holds_data() or parser_holds_data()
+                                     or sock.pending())
         else:
-            self.buffered = parser_holds_data
+            self.buffered = lambda: reader_holds_data() or parser_holds_data()
 
 
 def _readable_check(sock):
@@ -304,11 +320,20 @@ class Channel:
 
     # -- one round trip ---------------------------------------------------------------
 
-    def _roundtrip(self, connection, packed: bytes, replies):
+    def _roundtrip(self, link: _Link, packed: bytes, replies):
         # ``replies`` is None for one command, else the length of a pipeline.
+        self._write(link, packed, replies)
+        return self._collect(link, replies)
+
+    def _write(self, link: _Link, packed: bytes, replies) -> None:
+        """Write ``packed`` (connecting first if needed); a failure raises what it means
+        for at-most-once: :class:`CommandNotSent` when nothing can have run."""
+        connection = link.connection
         sock = connection._sock
         if sock is None or connection.health_check_interval:
             sock = self._ready(connection)
+            if sock is not link.sock:
+                link.bind()
         try:
             sock.sendall(packed)
         except (ConnectionError, TimeoutError, OSError) as error:
@@ -319,15 +344,28 @@ class Channel:
                 # A partial command is never run: the server has not got all of it.
                 raise CommandNotSent(f"Error while writing to {where}: {error}") from error
             raise ConnectionError(f"Error while writing to {where}: {error}") from error
-        parser = connection._parser
+
+    def _collect(self, link: _Link, replies):
+        """Read the reply (``replies`` None) or the ``replies`` replies of a pipeline."""
+        try:
+            if replies is None:
+                reply = read_reply(link.sock, link.reader)
+            else:
+                results = read_replies(link.sock, link.reader, replies)
+        except socket.timeout:
+            raise TimeoutError(f"Timeout reading from {link.connection._host_error()}")
+        except OSError as error:
+            raise ConnectionError(
+                f"Error while reading from {link.connection._host_error()}: {error}")
+        except (InvalidResponse, ValueError) as error:
+            raise MalformedReply(
+                f"Malformed reply from {link.connection._host_error()}: {error}") from error
         if replies is None:
-            reply = self._read(connection, parser)
             if isinstance(reply, Exception):  # error replies (ResponseError, AuthenticationError)
                 raise reply
             return reply
         # A pipeline: error replies are returned in place, after all are read; an
         # error that is not about one command (authentication, read-only) is raised.
-        results = [self._read(connection, parser) for _ in range(replies)]
         failed = pipeline_error(results)
         if failed is not None:
             failed.pipeline_replies = results  # for the read-only resend rule
@@ -349,26 +387,13 @@ class Channel:
             _raise_connect_failure(error)
         return connection._sock
 
-    @staticmethod
-    def _read(connection, parser):
-        """The next reply; an error reply is returned as an exception instance."""
-        try:
-            return parser.read_response()
-        except socket.timeout:
-            raise TimeoutError(f"Timeout reading from {connection._host_error()}")
-        except OSError as error:
-            raise ConnectionError(f"Error while reading from {connection._host_error()}: {error}")
-        except (InvalidResponse, ValueError) as error:  # valkey-py's pure parser: ValueError
-            raise MalformedReply(
-                f"Malformed reply from {connection._host_error()}: {error}") from error
-
     def _run(self, packed: bytes, replies, commands):
         """Run ``packed`` on a connection; resend it at most once, and only when the
         at-most-once rule allows (``commands`` are what ``packed`` holds)."""
         for attempt in (0, 1):
             link = self._acquire()
             try:
-                result = self._roundtrip(link.connection, packed, replies)
+                result = self._roundtrip(link, packed, replies)
             except ReadOnlyError as error:
                 # A write reached a replica, which refused it: after a failover this
                 # connection points at the demoted primary, and so may the idle ones.
@@ -405,6 +430,49 @@ class Channel:
         """Run several commands in one round trip; error replies come back in place."""
         return self._run(self.pack_commands(commands), len(commands), commands)
 
+    # -- a pipeline in two halves: write to several servers before reading any --------
+
+    def send_pipeline(self, commands) -> "SentPipeline":
+        """Write a pipeline and return it, to read with :meth:`receive_pipeline`:
+        the first half of :meth:`pipeline`, so that a caller (the Cluster driver) writes
+        to every server before it waits for any. A connection that turns out closed
+        before anything was written is replaced once, as :meth:`pipeline` does; every
+        other failure is raised for the caller's own resend rule."""
+        packed = self.pack_commands(commands)
+        for attempt in (0, 1):
+            link = self._acquire()
+            try:
+                self._write(link, packed, len(commands))
+            except CommandNotSent:
+                self._close(link)
+                if attempt:
+                    raise
+            except BaseException:
+                self._close(link)
+                raise
+            else:
+                return SentPipeline(self, link, len(commands))
+        raise AssertionError("unreachable")
+
+    def receive_pipeline(self, sent: "SentPipeline"):
+        """The replies of a pipeline :meth:`send_pipeline` wrote (error replies in place)."""
+        link = sent.link
+        sent.link = None
+        try:
+            results = self._collect(link, sent.replies)
+        except ResponseError as error:
+            if isinstance(error, ReadOnlyError):  # a demoted primary: reconnect next time
+                self._close(link)
+                self.disconnect()
+            else:
+                self._release(link)
+            raise
+        except BaseException:
+            self._close(link)  # out of step: its replies may still come
+            raise
+        self._release(link)
+        return results
+
     def disconnect(self):
         """Close the idle connections (they are reopened on next use)."""
         idle = self._idle
@@ -422,3 +490,20 @@ class Channel:
     def open_count(self) -> int:
         """How many connections this channel holds, idle or in use."""
         return self._open
+
+
+class SentPipeline:
+    """A pipeline written by :meth:`Channel.send_pipeline`, its replies not read yet."""
+
+    __slots__ = ("channel", "link", "replies")
+
+    def __init__(self, channel: Channel, link: _Link, replies: int):
+        self.channel = channel
+        self.link: _Link | None = link
+        self.replies = replies
+
+    def abandon(self) -> None:
+        """Close its connection unread (the caller gave up: its replies may still come)."""
+        link, self.link = self.link, None
+        if link is not None:
+            self.channel._close(link)

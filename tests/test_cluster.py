@@ -251,3 +251,33 @@ def test_every_async_method_runs_on_the_loop(cache):
             return await exercise_async_api(cache, prefix="c")
 
     assert set(DJANGO_ASYNC_API) | set(EXTENDED_ASYNC_API) <= asyncio.run(run())
+
+
+def test_sync_multi_node_steps_write_every_node_before_reading_any(cluster, cache, monkeypatch):
+    """Invariant: a sync operation spanning several nodes costs one round trip: every
+    node's pipeline is written before any node's replies are read (the nodes work in
+    parallel), and each node's replies still reach the keys they belong to."""
+    from django_valkey_fast.channel import Channel
+
+    data = {f"spread{i}": i for i in range(30)}
+    cache.set_many(data, 100)
+    events = []
+    write, collect = Channel._write, Channel._collect
+
+    def recording_write(self, link, packed, replies):
+        events.append(("write", link.connection.port))
+        return write(self, link, packed, replies)
+
+    def recording_collect(self, link, replies):
+        events.append(("read", link.connection.port))
+        return collect(self, link, replies)
+
+    monkeypatch.setattr(Channel, "_write", recording_write)
+    monkeypatch.setattr(Channel, "_collect", recording_collect)
+    assert cache.get_many(list(data)) == data
+    kinds = [kind for kind, _ in events]
+    assert len({port for _, port in events}) == 3  # the keys span the three primaries
+    assert kinds == ["write"] * 3 + ["read"] * 3
+    events.clear()
+    assert cache.delete_many(list(data)) == 30
+    assert [kind for kind, _ in events] == ["write"] * 3 + ["read"] * 3

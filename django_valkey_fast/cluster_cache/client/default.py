@@ -51,15 +51,31 @@ class ClusterChannel:
                     time.sleep(step[1])
                     step = plan.send(None)
                     continue
-                replies = {}
-                for node, commands in _pipelines(step):
-                    try:
-                        replies[node] = self._node_channel(node).pipeline(commands)
-                    except (ConnectionError, TimeoutError) as error:
-                        replies[node] = error  # the plan decides what may be resent
-                step = plan.send(replies)
+                step = plan.send(self._run_everywhere(step))
         except StopIteration as stop:
             return stop.value
+
+    def _run_everywhere(self, step) -> dict:
+        """Each node's replies to its pipeline (or the error its connection met; the
+        plan decides what may be resent): every pipeline is written before any reply
+        is read, so the nodes work in parallel and the step costs one round trip."""
+        replies: dict = {}
+        sent = []
+        try:
+            for node, commands in _pipelines(step):
+                try:
+                    sent.append((node, self._node_channel(node).send_pipeline(commands)))
+                except (ConnectionError, TimeoutError) as error:
+                    replies[node] = error
+            for node, pipeline in sent:
+                try:
+                    replies[node] = pipeline.channel.receive_pipeline(pipeline)
+                except (ConnectionError, TimeoutError) as error:
+                    replies[node] = error
+        finally:
+            for _, pipeline in sent:
+                pipeline.abandon()  # (those left unread by an error raised above)
+        return replies
 
     def call(self, command):
         reply = self._drive(run_on_cluster(self.router, [command], False))
