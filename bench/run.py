@@ -272,6 +272,18 @@ def cluster_workloads():
     return {name: chosen[name] for name in ("get 100B", "set 100B", f"get_many {MANY}")}
 
 
+def server_version(location: str) -> str:
+    """What the server says it is ("Valkey 9.1.2", "Redis 7.0.15")."""
+    import valkey
+
+    client = valkey.Valkey.from_url(location)
+    info = client.info("server")
+    client.close()
+    if "valkey_version" in info:
+        return f"Valkey {info['valkey_version']}"
+    return f"Redis {info['redis_version']}"
+
+
 class ConnectionCounter:
     """Counts each contender's connections to the server (by client name)."""
 
@@ -364,6 +376,8 @@ def main():
                         help="compare the cluster backends on a 6-node cluster started here")
     parser.add_argument("--no-pure", action="store_true", help="leave out the pure build")
     parser.add_argument("--workloads", help="comma-separated subset of the workloads")
+    parser.add_argument("--markdown", metavar="PAGE",
+                        help="also write the tables into PAGE (docs/performance.md)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -376,6 +390,7 @@ def main():
         try:
             chosen, loads = cluster_contenders(cluster.url), cluster_workloads()
             summary = summarize(run(cluster.url, args.rounds, args.seconds, chosen, loads))
+            server = f"a 6-node cluster of {server_version(cluster.url)}"
         finally:
             cluster.stop()
         tables = [report(chosen, loads, summary,
@@ -391,6 +406,7 @@ def main():
             try:
                 summary = summarize(run(location, args.rounds, args.seconds, chosen, loads,
                                         counter))
+                server = server_version(location)
             finally:
                 for contender in chosen.values():
                     contender.close()
@@ -398,6 +414,11 @@ def main():
         if PER_REQUEST in loads and "get 100B" in loads:
             tables.append(per_request_report(chosen, summary))
     print("\n\n".join(tables))
+    if args.markdown:
+        from bench.report import environment, write_section
+
+        write_section(args.markdown, "cluster" if args.cluster else "sync",
+                      environment(server, args.rounds) + "\n\n" + "\n\n".join(tables))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({f"{w} | {n}": v for (w, n), v in summary.items()}, handle, indent=1)

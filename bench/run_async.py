@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.run import VALUE_100, configure, server_location  # noqa: E402
+from bench.run import VALUE_100, configure, server_location, server_version  # noqa: E402
 
 NAMES = {
     "django-valkey-fast ValkeyCache": "dvf-sync-alias",
@@ -151,11 +151,19 @@ def main():
     parser.add_argument("--location")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ops", type=int, default=2000, help="operations per batch at 50")
+    parser.add_argument("--markdown", metavar="PAGE",
+                        help="also write the table into PAGE (docs/performance.md)")
     args = parser.parse_args()
     configure()
     with server_location(args.location) as location:
         caches, results, peaks = asyncio.run(run(location, args.rounds, args.ops))
-    print(report(caches, results, peaks))
+        server = server_version(location)
+    table = report(caches, results, peaks)
+    print(table)
+    if args.markdown:
+        from bench.report import environment, write_section
+
+        write_section(args.markdown, "async", environment(server, args.rounds) + "\n\n" + table)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ MAX_ELEMENTS = 2**26  # elements of one aggregate, as libvalkey's reader
 
 _DOUBLE = re.compile(rb"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BIGNUM = re.compile(rb"-?[0-9]*")
-_SPECIAL_DOUBLES = {b"inf": float("inf"), b"-inf": float("-inf"),
-                    b"nan": float("nan"), b"-nan": float("nan")}
+_SPECIAL_DOUBLES = {b"inf": "inf", b"-inf": "-inf", b"nan": "nan", b"-nan": "nan"}
 
 # Type bytes
 _BULK, _VERBATIM = 36, 61  # $ =
@@ -66,7 +65,8 @@ def _double(line):
     without hex, inf/-inf/nan/-nan in any case, no overflow or underflow to zero)."""
     special = _SPECIAL_DOUBLES.get(line.lower())
     if special is not None:
-        return special
+        # A new float each time, as libvalkey makes: two NaNs are two members of a set.
+        return float(special)
     match = _DOUBLE.fullmatch(line)
     if match is None:
         return None

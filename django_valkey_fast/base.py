@@ -200,6 +200,11 @@ class BaseValkeyCache(Generic[Client, Backend]):
 
     DEFAULT_CLIENT_CLASS = "django_valkey_fast.client.DefaultClient"
     _missing_key = object()
+    # Set by Django's BaseCache.__init__ (the backends derive from BaseCache too).
+    key_prefix: str
+    version: int
+    default_timeout: float | None
+    _key_func: Any
 
     def __init__(self, server: str | Sequence[str], params: dict) -> None:
         BaseCache.__init__(cast(BaseCache, self), params)  # Django's parsing, whatever the MRO

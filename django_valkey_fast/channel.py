@@ -457,6 +457,8 @@ class Channel:
     def receive_pipeline(self, sent: "SentPipeline"):
         """The replies of a pipeline :meth:`send_pipeline` wrote (error replies in place)."""
         link = sent.link
+        if link is None:
+            raise RuntimeError("this pipeline's replies were read or abandoned already")
         sent.link = None
         try:
             results = self._collect(link, sent.replies)

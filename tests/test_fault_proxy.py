@@ -259,12 +259,13 @@ def test_idle_proxy_does_not_spin(proxy):
 def test_stop_cleans_up(target):
     """stop: returns within a second even with data held, joins every thread, closes
     every socket (clients see EOF, the port refuses), and is idempotent."""
-    threads_before = threading.active_count()
+    threads_before = set(threading.enumerate())  # (others may end meanwhile: count ours)
     proxy = FaultProxy(target.port)
     clients = [connect(proxy) for _ in range(3)]
     try:
         assert wait_until(lambda: proxy.connections == 3)
-        assert threading.active_count() == threads_before + 1 + 2 * 3
+        started_threads = set(threading.enumerate()) - threads_before
+        assert len(started_threads) == 1 + 2 * 3
         proxy.delay_replies(30)
         clients[0].sendall(PING)
         proxy.blackhole()
@@ -272,7 +273,7 @@ def test_stop_cleans_up(target):
         started = time.monotonic()
         proxy.stop()
         assert time.monotonic() - started < 1.0
-        assert threading.active_count() == threads_before
+        assert not any(thread.is_alive() for thread in started_threads)
         for sock in clients:
             sock.settimeout(1)
             assert read_to_eof(sock) == b""

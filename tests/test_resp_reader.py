@@ -247,3 +247,13 @@ def test_a_protocol_error_is_final():
     for _ in range(3):
         with pytest.raises(InvalidResponse, match="Protocol error"):
             reader.gets()
+
+
+def test_each_nan_is_a_float_of_its_own_as_libvalkey_makes_it():
+    """Two NaN members of a RESP3 set stay two members (NaN is not equal to itself, so
+    a set keeps both unless they are one object), exactly as libvalkey's reader gives."""
+    data = b"~2\r\n,nan\r\n,-nan\r\n"
+    for reader in (PureReader(**KWARGS), libvalkey.Reader(**KWARGS)):
+        reader.feed(data)
+        members = reader.gets()
+        assert len(members) == 2 and all(math.isnan(member) for member in members)

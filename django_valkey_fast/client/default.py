@@ -120,7 +120,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self.default_timeout = backend.default_timeout
         self._errors = getattr(backend, "_errors", None) or config.errors
 
-    def _prepare(self, params: dict, server: list) -> ClientConfig:
+    def _prepare(self, params: dict, server: Sequence[str]) -> ClientConfig:
         """What this client's configuration builds, once per process (see ``prepared``)."""
         options = params.get("OPTIONS", {})
         clear_scope = options.get("CLEAR_SCOPE", "database")

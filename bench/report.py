@@ -1,0 +1,64 @@
+"""Write benchmark tables into docs/performance.md, with what they were measured on.
+
+Each script replaces its own section of the page, between ``<!-- bench:NAME -->`` and
+``<!-- /bench:NAME -->``, so the page holds the scripts' output, never numbers pasted
+by hand.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import subprocess
+from importlib import metadata
+
+__all__ = ["environment", "write_section"]
+
+PACKAGES = ("Django", "valkey", "libvalkey", "django-valkey", "django-redis", "redis")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(server_version: str, rounds: int) -> str:
+    """A paragraph naming the commit, versions, machine and rounds of a run."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    versions = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
+    return (f"Measured {datetime.date.today().isoformat()} at commit `{commit}`: "
+            f"{server_version}; Python {platform.python_version()}, {versions}; "
+            f"{os.cpu_count()} CPUs ({_cpu()}); {rounds} rounds, medians.")
+
+
+def write_section(path: str, name: str, text: str) -> None:
+    """Replace section ``name`` of the Markdown file ``path`` with ``text``."""
+    with open(path) as handle:
+        page = handle.read()
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{start}\n{text.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if pattern.search(page) is None:
+        raise SystemExit(f"{path} has no {start} ... {end} section")
+    with open(path, "w") as handle:
+        handle.write(pattern.sub(lambda _: block, page))
