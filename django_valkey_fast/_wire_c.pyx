@@ -9,7 +9,8 @@ from valkey.exceptions import DataError
 
 __all__ = ["RECV_SIZE", "pack_command", "pack_commands", "read_replies", "read_reply"]
 
-RECV_SIZE = 65536  # bytes asked of the socket per read
+cdef Py_ssize_t _RECV_SIZE = 65536  # bytes asked of the socket per read
+RECV_SIZE = _RECV_SIZE
 
 
 cdef inline bytes _encode(arg):
@@ -106,7 +107,7 @@ cpdef object read_reply(object sock, object reader):
     recv = sock.recv
     feed = reader.feed
     while reply is False:
-        data = recv(65536)
+        data = recv(_RECV_SIZE)
         if not data:
             raise ConnectionResetError("Connection closed by server.")
         feed(data)

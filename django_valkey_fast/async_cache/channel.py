@@ -36,14 +36,9 @@ from valkey.exceptions import (
 )
 
 from django_valkey_fast._wire import pack_command, pack_commands
-from django_valkey_fast.channel import pipeline_error
+from django_valkey_fast.channel import Reader, pipeline_error
 from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout, MalformedReply
 from django_valkey_fast.retry import may_resend, refused_everywhere
-
-try:
-    from libvalkey import Reader
-except ImportError:  # the extra is not installed: the pure-Python reader
-    from django_valkey_fast._resp_py import Reader  # type: ignore[assignment]
 
 __all__ = [
     "AsyncChannel", "PerLoop", "RespConnection", "abandon_transport", "abandon_valkey_pool",

@@ -85,6 +85,9 @@ class BaseClient(AsyncOperationMethods, PlanHost):
     """
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.ConnectionFactory"
+    # Whether LOCATION is a primary and its replicas, so that a write refused as
+    # READONLY looks for the primary among them (and reorders them) before one retry.
+    LOCATION_IS_PRIMARY_AND_REPLICAS = True
 
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         if not server:
@@ -211,6 +214,8 @@ class BaseClient(AsyncOperationMethods, PlanHost):
 
     async def _afind_primary(self) -> bool:
         """Async ``_find_primary``."""
+        if not self.LOCATION_IS_PRIMARY_AND_REPLICAS:
+            return False
         loop = asyncio.get_running_loop()
         for index, url in list(enumerate(self._server))[1:]:
             try:
@@ -361,6 +366,8 @@ class DefaultClient(SyncOperationMethods, BaseClient):
 
     def _find_primary(self) -> bool:
         """Ask the LOCATION servers their ROLE; make the primary the write server."""
+        if not self.LOCATION_IS_PRIMARY_AND_REPLICAS:
+            return False
         for index, url in list(enumerate(self._server))[1:]:
             try:
                 role = channel_for(self._client_at(index)).call(("ROLE",))

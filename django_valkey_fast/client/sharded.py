@@ -115,19 +115,15 @@ class AsyncShardChannel(AsyncNodes):
 class ShardClient(DefaultClient):
     """Spreads keys over the LOCATION servers (client-side sharding)."""
 
+    # Every LOCATION is the primary of its own keys: none may take another's place.
+    LOCATION_IS_PRIMARY_AND_REPLICAS = False
+
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         super().__init__(server, params, backend)
         # Shared by every client of this configuration (see client/servers.py).
         self._router, self._aio = self._servers.topology(
             lambda: (ShardRouter(self._server), aio.PerLoop(self._aio_state)))
         self._shard_channel = ShardChannel(self._router, self._node_channel)
-
-    def _find_primary(self) -> bool:
-        # Every LOCATION is a primary of its own keys: none may take another's place.
-        return False
-
-    async def _afind_primary(self) -> bool:
-        return False
 
     def get_server_name(self, key: Any) -> str:
         """The LOCATION entry of the server holding ``key`` (a made key)."""

@@ -127,6 +127,8 @@ class DefaultClusterClient(DefaultClient):
     """The cache on a Valkey Cluster; LOCATION is one node's URL (or a list of seeds)."""
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.cluster_cache.pool.ClusterConnectionFactory"
+    # LOCATION lists seeds; the cluster's redirections find the primaries.
+    LOCATION_IS_PRIMARY_AND_REPLICAS = False
 
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         super().__init__(server, params, backend)
@@ -140,13 +142,6 @@ class DefaultClusterClient(DefaultClient):
             lambda: (ClusterRouter(seeds), self.connection_factory.seed_pool(self._server[0]),
                      {}, aio.PerLoop(self._aio_state)))
         self._cluster_channel = ClusterChannel(self._router, self._sync_node)
-
-    def _find_primary(self) -> bool:
-        # The cluster's own redirections find primaries; LOCATION only lists seeds.
-        return False
-
-    async def _afind_primary(self) -> bool:
-        return False
 
     # -- the raw cluster client (django-valkey's get_client) -------------------------
 
