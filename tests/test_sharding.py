@@ -122,3 +122,56 @@ def test_clear_scope_prefix_on_shards(shards):
     check_prefix_scoped_clear(
         ValkeyCache(locations, {"KEY_PREFIX": "p", "OPTIONS": dict(SHARDED, CLEAR_SCOPE="prefix")}),
         ValkeyCache(locations, {"KEY_PREFIX": "q", "OPTIONS": dict(SHARDED)}))
+
+
+def test_a_readonly_shard_never_reorders_the_shards():
+    """Invariant: each key stays on its shard. A shard that refuses writes (READONLY:
+    it became a replica) gets the error; the primary search that a primary + replicas
+    LOCATION runs, which would move another shard into first place, does not run."""
+    from django_valkey_fast.exceptions import ConnectionInterrupted
+
+    servers = [Server() for _ in range(3)]
+    try:
+        cache = ValkeyCache([s.url for s in servers], {"OPTIONS": dict(SHARDED)})
+        order = list(cache.client._server)
+        placed = {}
+        for i in range(40):
+            cache.set(f"k{i}", i)
+            placed[holder(servers, cache.make_key(f"k{i}"))[0].port] = f"k{i}"
+        first, second = (placed[s.port] for s in servers[:2])
+        servers[1].command("REPLICAOF 127.0.0.1 1")  # now refuses writes, serves reads
+        with pytest.raises(ConnectionInterrupted, match="READONLY|read only"):
+            cache.set(second, "refused")
+        assert cache.client._server == order
+        assert cache.get(first) == int(first[1:])
+        assert holder(servers, cache.make_key(first)) == [servers[0]]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_readonly_shard_never_reorders_the_shards_async():
+    """The same invariant on the async path."""
+    from django_valkey_fast.exceptions import ConnectionInterrupted
+
+    servers = [Server() for _ in range(3)]
+    try:
+        cache = ValkeyCache([s.url for s in servers], {"OPTIONS": dict(SHARDED)})
+        order = list(cache.client._server)
+
+        async def run():
+            placed = {}
+            for i in range(40):
+                await cache.aset(f"k{i}", i)
+                placed[holder(servers, cache.make_key(f"k{i}"))[0].port] = f"k{i}"
+            first, second = (placed[s.port] for s in servers[:2])
+            servers[1].command("REPLICAOF 127.0.0.1 1")
+            with pytest.raises(ConnectionInterrupted, match="READONLY|read only"):
+                await cache.aset(second, "refused")
+            assert cache.client._server == order
+            assert await cache.aget(first) == int(first[1:])
+
+        asyncio.run(run())
+    finally:
+        for server in servers:
+            server.stop()
