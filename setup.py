@@ -9,7 +9,7 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-EXTENSION_MODULES = ["_codec_c", "_wire_c", "_slots_c"]
+EXTENSION_MODULES = ["_codec_c", "_wire_c", "_slots_c", "_drive_c"]
 
 
 class OptionalBuildExt(build_ext):

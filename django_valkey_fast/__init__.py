@@ -15,8 +15,10 @@ __all__ = ["COMPILED", "VERSION", "__version__", "get_valkey_connection"]
 # pure-Python (``<twin>_py``) implementation.
 _TWINS = {
     "_codec": ("Codec", "KeyMaker", "check_key"),
-    "_wire": ("pack_command", "pack_commands", "read_reply", "read_replies"),
+    "_wire": ("Link", "acquire", "collect", "pack_command", "pack_commands",
+              "pipeline_error", "read_reply", "read_replies", "release", "run", "write"),
     "_slots": ("key_slot",),
+    "_drive": ("run_plan",),
 }
 
 

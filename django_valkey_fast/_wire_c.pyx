@@ -1,13 +1,25 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """RESP on a socket, compiled implementation (twin of ``_wire_py.py``): command
-packing, and reading replies through a RESP reader."""
+packing, reading replies through a RESP reader, and the sync channel's round trip on
+a pooled connection."""
+
+import socket
+import time
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
-from valkey.exceptions import DataError
+from valkey.exceptions import (
+    ConnectionError, DataError, InvalidResponse, ReadOnlyError, ResponseError, TimeoutError,
+)
 
-__all__ = ["RECV_SIZE", "pack_command", "pack_commands", "read_replies", "read_reply"]
+from django_valkey_fast._valkeypy import bind, describe, ready, socket_of
+from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
+
+__all__ = [
+    "RECV_SIZE", "Link", "acquire", "collect", "pack_command", "pack_commands",
+    "pipeline_error", "read_replies", "read_reply", "release", "run", "write",
+]
 
 cdef Py_ssize_t _RECV_SIZE = 65536  # bytes asked of the socket per read
 RECV_SIZE = _RECV_SIZE
@@ -122,3 +134,145 @@ cpdef list read_replies(object sock, object reader, Py_ssize_t count):
     for i in range(count):
         replies.append(read_reply(sock, reader))
     return replies
+
+
+# -- the sync channel's round trip ------------------------------------------------
+
+_monotonic = time.monotonic
+_SOCKET_TIMEOUTS = (socket.timeout, BlockingIOError)
+
+
+cdef class Link:
+    """A pooled connection as the sync channel uses it: the socket it watches, a
+    poller and a reply reader for that socket (set by ``_valkeypy.bind``), whether
+    it holds unread bytes, and when it was last given back."""
+
+    cdef public object connection, sock, poll, reader, holds_data
+    cdef public double since
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.sock = None
+        self.poll = None
+        self.reader = None
+        self.holds_data = None
+        self.since = 0.0
+
+
+cpdef Link acquire(channel):
+    """An idle connection of ``channel`` that passes the reuse check, or a new one."""
+    cdef list idle = channel._idle
+    cdef Link link
+    deadline = None
+    while True:
+        try:
+            link = idle.pop()
+        except IndexError:
+            link = None
+        if link is None:
+            if channel._blocking:
+                if deadline is None and channel._wait_timeout is not None:
+                    deadline = _monotonic() + channel._wait_timeout
+                if not channel._reserve(deadline):
+                    continue
+            return channel._new_link()
+        if socket_of(link.connection) is link.sock and not link.poll(0) and not link.holds_data():
+            return link
+        channel._close(link)
+
+
+cpdef release(channel, Link link):
+    """Give ``link`` back to ``channel``'s idle connections (the most recent on top),
+    and close the ones idle for more than the channel's ``idle_timeout``."""
+    if socket_of(link.connection) is not link.sock:
+        bind(link)
+    cdef double now = _monotonic()
+    link.since = now
+    cdef list idle = channel._idle
+    if channel._blocking:
+        with channel._lock:
+            idle.append(link)
+            if channel._waiting:
+                channel._returned.notify()
+    else:
+        idle.append(link)
+    try:
+        stale = now - (<Link>idle[0]).since > channel.idle_timeout
+    except IndexError:
+        return
+    if stale:
+        channel._close_stale(now)
+
+
+cpdef write(Link link, bytes packed, replies):
+    """Write ``packed`` (connecting first if needed); a failure raises what it means
+    for at-most-once: ``CommandNotSent`` when nothing can have run."""
+    connection = link.connection
+    sock = link.sock
+    if connection.health_check_interval or socket_of(connection) is None:
+        sock = ready(link)
+    try:
+        sock.sendall(packed)
+    except OSError as error:
+        where = describe(connection)
+        if isinstance(error, _SOCKET_TIMEOUTS):
+            raise TimeoutError(f"Timeout writing to {where}") from error
+        if replies is None:
+            raise CommandNotSent(f"Error while writing to {where}: {error}") from error
+        raise ConnectionError(f"Error while writing to {where}: {error}") from error
+
+
+cpdef collect(Link link, replies):
+    """Read the reply (``replies`` None) or the ``replies`` replies of a pipeline."""
+    try:
+        if replies is None:
+            reply = read_reply(link.sock, link.reader)
+        else:
+            results = read_replies(link.sock, link.reader, replies)
+    except _SOCKET_TIMEOUTS:
+        raise TimeoutError(f"Timeout reading from {describe(link.connection)}")
+    except OSError as error:
+        raise ConnectionError(
+            f"Error while reading from {describe(link.connection)}: {error}")
+    except (InvalidResponse, ValueError) as error:
+        raise MalformedReply(
+            f"Malformed reply from {describe(link.connection)}: {error}") from error
+    if replies is None:
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+    failed = pipeline_error(results)
+    if failed is not None:
+        failed.pipeline_replies = results
+        raise failed
+    return results
+
+
+cpdef pipeline_error(replies):
+    """The reply of a pipeline that is raised rather than returned in place: an error
+    that is not about one command (authentication...) or a READONLY refusal; or None."""
+    for reply in replies:
+        if isinstance(reply, Exception) and (
+            isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
+        ):
+            return reply
+    return None
+
+
+cpdef run(channel, bytes packed, replies, commands):
+    """Run ``packed`` (``commands``, packed) on one of ``channel``'s connections and
+    return the reply; after a failure the channel's ``_failed`` rule decides whether
+    it is sent again (at most once more)."""
+    cdef int attempt = 0
+    cdef Link link
+    while True:
+        link = acquire(channel)
+        try:
+            write(link, packed, replies)
+            result = collect(link, replies)
+        except BaseException as error:
+            channel._failed(link, error, attempt, commands)
+            attempt = 1
+            continue
+        release(channel, link)
+        return result

@@ -1,17 +1,30 @@
 """RESP on a socket, pure-Python implementation (twin of ``_wire_c.pyx``): command
-packing, and reading replies through a RESP reader.
+packing, reading replies through a RESP reader, and the sync channel's round trip on
+a pooled connection (take one that passes the reuse check, write, read, give it back).
 
 Arguments are encoded exactly as valkey-py encodes them (bytes as is, str as UTF-8,
 int and float as their ``repr``), so the bytes on the wire are the ones valkey-py
 would send. Replies are read with a reader that has libvalkey's ``Reader`` interface
 (``feed``, ``gets``: libvalkey's, or ``_resp_py.Reader``); the end of the stream
 raises ``ConnectionResetError``, and the socket's own errors (timeouts included)
-are raised as they are.
+are raised as they are by :func:`read_reply`; :func:`collect` and :func:`write` turn
+them into what they mean for at-most-once (see ``channel.py``).
 """
 
-from valkey.exceptions import DataError
+import socket
+import time
 
-__all__ = ["RECV_SIZE", "pack_command", "pack_commands", "read_replies", "read_reply"]
+from valkey.exceptions import (
+    ConnectionError, DataError, InvalidResponse, ReadOnlyError, ResponseError, TimeoutError,
+)
+
+from django_valkey_fast._valkeypy import bind, describe, ready, socket_of
+from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
+
+__all__ = [
+    "RECV_SIZE", "Link", "acquire", "collect", "pack_command", "pack_commands",
+    "pipeline_error", "read_replies", "read_reply", "release", "run", "write",
+]
 
 RECV_SIZE = 65536  # bytes asked of the socket per read
 
@@ -70,3 +83,154 @@ def read_reply(sock, reader):
 def read_replies(sock, reader, count):
     """The next ``count`` replies on ``sock``, as a list."""
     return [read_reply(sock, reader) for _ in range(count)]
+
+
+# -- the sync channel's round trip ------------------------------------------------
+
+_monotonic = time.monotonic
+# What a socket raises when its timeout passes: CPython's timeout, or the kernel's
+# (SO_RCVTIMEO/SO_SNDTIMEO, see _valkeypy.bind): EAGAIN on a blocking socket.
+_SOCKET_TIMEOUTS = (socket.timeout, BlockingIOError)
+
+
+class Link:
+    """A pooled connection as the sync channel uses it: the socket it watches, a
+    poller and a reply reader for that socket (set by ``_valkeypy.bind``), whether
+    it holds unread bytes, and when it was last given back."""
+
+    __slots__ = ("connection", "sock", "poll", "reader", "holds_data", "since")
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.sock = None
+        self.poll = None
+        self.reader = None
+        self.holds_data = None
+        self.since = 0.0
+
+
+def acquire(channel):
+    """An idle connection of ``channel`` that passes the reuse check, or a new one.
+
+    Reusable: its socket is the one the link watches (valkey-py did not reconnect or
+    close it), and nothing waits unread in the socket (no EOF, no stray reply) nor in
+    the readers.
+    """
+    idle = channel._idle
+    deadline = None
+    while True:
+        try:
+            link = idle.pop()
+        except IndexError:
+            link = None
+        if link is None:  # (outside the except block: no IndexError chained to errors)
+            if channel._blocking:
+                if deadline is None and channel._wait_timeout is not None:
+                    deadline = _monotonic() + channel._wait_timeout
+                if not channel._reserve(deadline):
+                    continue  # a connection came back while we waited: take it
+            return channel._new_link()
+        if socket_of(link.connection) is link.sock and not link.poll(0) and not link.holds_data():
+            return link
+        channel._close(link)
+
+
+def release(channel, link):
+    """Give ``link`` back to ``channel``'s idle connections (the most recent on top),
+    and close the ones idle for more than the channel's ``idle_timeout``."""
+    if socket_of(link.connection) is not link.sock:
+        bind(link)  # valkey-py reconnected it (health check)
+    now = link.since = _monotonic()
+    idle = channel._idle
+    if channel._blocking:
+        # Append and wake under the lock, so that a waiter never misses a link
+        # (free-threaded builds included).
+        with channel._lock:
+            idle.append(link)
+            if channel._waiting:
+                channel._returned.notify()
+    else:
+        idle.append(link)
+    try:
+        stale = now - idle[0].since > channel.idle_timeout
+    except IndexError:  # all taken meanwhile by other threads
+        return
+    if stale:
+        channel._close_stale(now)
+
+
+def write(link, packed, replies):
+    """Write ``packed`` (connecting first if needed); a failure raises what it means
+    for at-most-once: :class:`CommandNotSent` when nothing can have run. ``replies``
+    is None for one command, else the length of a pipeline."""
+    connection = link.connection
+    sock = link.sock
+    if connection.health_check_interval or socket_of(connection) is None:
+        sock = ready(link)
+    try:
+        sock.sendall(packed)
+    except OSError as error:
+        where = describe(connection)
+        if isinstance(error, _SOCKET_TIMEOUTS):
+            raise TimeoutError(f"Timeout writing to {where}") from error
+        if replies is None:
+            # A partial command is never run: the server has not got all of it.
+            raise CommandNotSent(f"Error while writing to {where}: {error}") from error
+        raise ConnectionError(f"Error while writing to {where}: {error}") from error
+
+
+def collect(link, replies):
+    """Read the reply (``replies`` None) or the ``replies`` replies of a pipeline;
+    an error reply of one command is raised, a pipeline's are returned in place
+    (except those :func:`pipeline_error` picks, which are raised)."""
+    try:
+        if replies is None:
+            reply = read_reply(link.sock, link.reader)
+        else:
+            results = read_replies(link.sock, link.reader, replies)
+    except _SOCKET_TIMEOUTS:
+        raise TimeoutError(f"Timeout reading from {describe(link.connection)}")
+    except OSError as error:
+        raise ConnectionError(
+            f"Error while reading from {describe(link.connection)}: {error}")
+    except (InvalidResponse, ValueError) as error:
+        raise MalformedReply(
+            f"Malformed reply from {describe(link.connection)}: {error}") from error
+    if replies is None:
+        if isinstance(reply, Exception):  # error replies (ResponseError, AuthenticationError)
+            raise reply
+        return reply
+    failed = pipeline_error(results)
+    if failed is not None:
+        failed.pipeline_replies = results  # for the read-only resend rule
+        raise failed
+    return results
+
+
+def pipeline_error(replies):
+    """The reply of a pipeline that is raised rather than returned in place: an error
+    that is not about one command (authentication...) or a READONLY refusal; or None."""
+    for reply in replies:
+        if isinstance(reply, Exception) and (
+            isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
+        ):
+            return reply
+    return None
+
+
+def run(channel, packed, replies, commands):
+    """Run ``packed`` (``commands``, packed) on one of ``channel``'s connections and
+    return the reply; after a failure the channel's ``_failed`` rule decides whether
+    it is sent again (at most once more)."""
+    attempt = 0
+    while True:
+        link = acquire(channel)
+        try:
+            write(link, packed, replies)
+            result = collect(link, replies)
+        except BaseException as error:
+            channel._failed(link, error, attempt, commands)  # raises unless resending
+            attempt = 1
+            continue
+        release(channel, link)
+        return result

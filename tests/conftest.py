@@ -163,7 +163,7 @@ def make_cache(server):
 # -- implementations of the twin modules ------------------------------------------
 
 
-TWINS = ("_codec", "_wire", "_slots")
+TWINS = ("_codec", "_wire", "_slots", "_drive")
 
 
 def pytest_generate_tests(metafunc):
@@ -174,7 +174,8 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def impl(request):
-    """The twin modules of one implementation: ``impl.codec``, ``impl.wire``, ``impl.slots``.
+    """The twin modules of one implementation: ``impl.codec``, ``impl.wire``,
+    ``impl.slots``, ``impl.drive``.
 
     The compiled entry fails (never skips) when the extension is missing; it is
     left out only when the run says ``--no-c-extensions`` or
@@ -191,5 +192,6 @@ def impl(request):
         codec = modules["codec"]
         wire = modules["wire"]
         slots = modules["slots"]
+        drive = modules["drive"]
 
     return Implementation

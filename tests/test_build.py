@@ -102,7 +102,7 @@ def test_compiled_build(tmp_path, server):
     assert f"{dist_info}/licenses/LICENSE" in names
     assert archive.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
     assert "django_valkey_fast/py.typed" in names
-    for twin in ("_codec_c", "_wire_c", "_slots_c"):
+    for twin in ("_codec_c", "_wire_c", "_slots_c", "_drive_c"):
         assert f"django_valkey_fast/{twin}.pyx" in names  # sources ship too
     metadata = archive.read(f"{dist_info}/METADATA").decode()
     assert f"\nVersion: {version}\n" in metadata
@@ -157,7 +157,7 @@ def test_one_extension_that_fails_to_compile_is_named_and_only_that_one_is_pure(
     assert "could not compile the extension django_valkey_fast._wire_c" in output
     assert output.count("could not compile") == 1, output  # no other failure, no copy error
     built = {path.name.split(".")[0] for path in (source / "django_valkey_fast").glob("*.so")}
-    assert built == {"_codec_c", "_slots_c"}
+    assert built == {"_codec_c", "_slots_c", "_drive_c"}
     script = (
         "import django_valkey_fast as d; from django_valkey_fast import _wire, _codec; "
         "assert d.__file__.startswith(%r), d.__file__; "

@@ -262,18 +262,18 @@ def test_sync_multi_node_steps_write_every_node_before_reading_any(cluster, cach
     data = {f"spread{i}": i for i in range(30)}
     cache.set_many(data, 100)
     events = []
-    write, collect = Channel._write, Channel._collect
+    send, receive = Channel.send_pipeline, Channel.receive_pipeline
 
-    def recording_write(self, link, packed, replies):
-        events.append(("write", link.connection.port))
-        return write(self, link, packed, replies)
+    def recording_send(self, commands):
+        events.append(("write", self.pool.connection_kwargs["port"]))
+        return send(self, commands)
 
-    def recording_collect(self, link, replies):
-        events.append(("read", link.connection.port))
-        return collect(self, link, replies)
+    def recording_receive(self, sent):
+        events.append(("read", self.pool.connection_kwargs["port"]))
+        return receive(self, sent)
 
-    monkeypatch.setattr(Channel, "_write", recording_write)
-    monkeypatch.setattr(Channel, "_collect", recording_collect)
+    monkeypatch.setattr(Channel, "send_pipeline", recording_send)
+    monkeypatch.setattr(Channel, "receive_pipeline", recording_receive)
     assert cache.get_many(list(data)) == data
     kinds = [kind for kind, _ in events]
     assert len({port for _, port in events}) == 3  # the keys span the three primaries

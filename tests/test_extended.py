@@ -233,14 +233,19 @@ def test_bulk_operations_are_one_round_trip(cache, monkeypatch):
     from django_valkey_fast.channel import Channel
 
     trips = []
-    run = Channel._run
+    call, pipeline = Channel.call, Channel.pipeline
 
-    def counting_run(self, packed, replies, commands):
-        trips.append(replies)
-        return run(self, packed, replies, commands)
+    def counting_call(self, args):
+        trips.append(None)
+        return call(self, args)
+
+    def counting_pipeline(self, commands):
+        trips.append(len(commands))
+        return pipeline(self, commands)
 
     cache.set("warm", 1)
-    monkeypatch.setattr(Channel, "_run", counting_run)
+    monkeypatch.setattr(Channel, "call", counting_call)
+    monkeypatch.setattr(Channel, "pipeline", counting_pipeline)
     cache.set_many({f"k{i}": i for i in range(20)})
     assert cache.get_many([f"k{i}" for i in range(20)]) == {f"k{i}": i for i in range(20)}
     cache.delete_many([f"k{i}" for i in range(20)])

@@ -247,6 +247,50 @@ def test_paused_server_times_out_then_recovers(make_cache, own_server):
         assert cache.get("k") == "v"
 
 
+def test_the_socket_timeout_is_kept_by_the_kernel(make_cache, server):
+    """BOUNDED, cheaply: a plain socket's timeout moves from CPython (which polls before
+    every send and recv) to the kernel (SO_RCVTIMEO/SO_SNDTIMEO): the socket is
+    blocking and the kernel holds SOCKET_TIMEOUT (the paused-server tests prove it
+    still fires)."""
+    import socket
+    import struct
+
+    from django_valkey_fast._valkeypy import KERNEL_TIMEOUTS
+
+    if not KERNEL_TIMEOUTS:
+        pytest.fail("kernel timeouts are expected on Linux")
+    cache = make_cache(OPTIONS={"SOCKET_TIMEOUT": 0.25})
+    cache.set("k", "v")
+    (link,) = channel_for(cache.client.get_client(True))._idle
+    assert link.sock.gettimeout() is None
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+        seconds, microseconds = struct.unpack(
+            "ll", link.sock.getsockopt(socket.SOL_SOCKET, option, 16))
+        assert seconds == 0 and abs(microseconds - 250000) < 20000  # (kernel ticks)
+
+
+def test_a_write_to_a_paused_server_times_out_and_is_not_resent(make_cache, own_server):
+    """BOUNDED + AT-MOST-ONCE: a value larger than the socket buffers, written to a
+    SIGSTOPped server, fails after about SOCKET_TIMEOUT (the kernel's send timeout)
+    as a timeout, and is not sent again: after SIGCONT the key holds the old value or
+    nothing of the new one was stored."""
+    cache = make_cache(LOCATION=own_server.url, OPTIONS={"SOCKET_TIMEOUT": 0.5})
+    cache.set("big", "old")
+    value = b"x" * (64 << 20)
+    own_server.pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConnectionInterrupted) as info:
+            cache.set("big", value)
+        assert 0.4 < time.monotonic() - started < 5
+        assert isinstance(info.value, valkey.exceptions.TimeoutError)
+        assert "writing" in str(info.value)
+    finally:
+        own_server.resume()
+    assert cache.get("big") == "old"
+    assert cache.set("after", 1) is True
+
+
 def test_maxclients_reached_gives_a_clear_error_then_recovers(make_cache, own_server):
     """BOUNDED + RECOVERY: when the server refuses new clients (maxclients), a call
     that needs a new connection raises ConnectionInterrupted naming the reason;
@@ -513,7 +557,7 @@ def test_the_reuse_check_works_without_poll(monkeypatch):
     import select
     import socket
 
-    from django_valkey_fast.channel import _readable_check
+    from django_valkey_fast._valkeypy import _readable_check
 
     monkeypatch.delattr(select, "poll")
     left, right = socket.socketpair()

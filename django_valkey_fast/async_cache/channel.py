@@ -36,7 +36,8 @@ from valkey.exceptions import (
 )
 
 from django_valkey_fast._wire import pack_command, pack_commands
-from django_valkey_fast.channel import Reader, pipeline_error
+from django_valkey_fast._valkeypy import Reader, abandon_transport, abandon_valkey_pool
+from django_valkey_fast._wire import pipeline_error
 from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout, MalformedReply
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
@@ -186,28 +187,6 @@ class RespConnection(asyncio.Protocol):
         """Close the socket of a connection whose event loop is already closed."""
         self.closed = True
         abandon_transport(self._transport)
-
-
-def abandon_transport(transport) -> None:
-    """Close a transport's socket after its event loop closed (it cannot close itself)."""
-    sock = getattr(transport, "_sock", None)
-    if sock is not None:
-        try:
-            sock.close()
-        finally:
-            transport._sock = None
-            transport._closing = True  # so its (and its stream's) finalizer stay quiet
-
-
-def abandon_valkey_pool(pool) -> None:
-    """Close the sockets of a valkey-py asyncio pool whose event loop closed."""
-    connections = list(getattr(pool, "_available_connections", ()))
-    connections += list(getattr(pool, "_in_use_connections", ()))
-    for connection in connections:
-        writer = getattr(connection, "_writer", None)
-        if writer is not None:
-            abandon_transport(writer.transport)
-            connection._reader = connection._writer = None
 
 
 def _ssl_context(params: dict):

@@ -11,7 +11,7 @@ import asyncio
 import atexit
 
 
-from django_valkey_fast.async_cache.channel import abandon_valkey_pool
+from django_valkey_fast._valkeypy import abandon_valkey_pool
 from django_valkey_fast.pool import ConnectionFactory, sentinel_pool
 
 __all__ = ["AsyncConnectionFactory", "AsyncSentinelConnectionFactory", "drop_closed_loop_pools"]
