@@ -145,6 +145,7 @@ class BackendConfig(NamedTuple):
     errors: ErrorPolicy
     scan_itersize: int
     shared_client: list  # [the client every backend of the configuration uses], once built
+    state: dict  # the attributes every backend of the configuration starts with
 
 Client = TypeVar("Client")
 Backend = TypeVar("Backend")
@@ -207,30 +208,35 @@ class BaseValkeyCache(Generic[Client, Backend]):
     _key_func: Any
 
     def __init__(self, server: str | Sequence[str], params: dict) -> None:
-        BaseCache.__init__(cast(BaseCache, self), params)  # Django's parsing, whatever the MRO
-        self._server = server
-        self._params = params
-        config = self._config = prepared(
+        config = prepared(
             (type(self), "backend", server if isinstance(server, str) else tuple(server)),
-            params, lambda: self._prepare(params))
-        self._client_cls = config.client_cls
-        self._errors = config.errors
-        self._default_scan_itersize = config.scan_itersize
-        self._ignore_exceptions = self._errors.ignore
-        self._log_ignored_exceptions = self._errors.log
-        self.logger = self._errors.logger
+            params, lambda: self._prepare(server, params))
+        # What Django's BaseCache.__init__ and this class make of the settings, made
+        # once per configuration: a backend built per request copies it in one step
+        # (a subclass may have set attributes of its own before calling this).
+        if self.__dict__:
+            self.__dict__.update(config.state)
+        else:
+            self.__dict__ = config.state.copy()
         shared = config.shared_client
-        if shared and self._keys_match(shared[0]._backend):
+        if shared:  # (its key settings are this configuration's: the same params)
             self.client = shared[0]  # (what the ``client`` property would return)
 
-    def _prepare(self, params) -> BackendConfig:
+    def _prepare(self, server, params) -> BackendConfig:
+        BaseCache.__init__(cast(BaseCache, self), params)  # Django's parsing, whatever the MRO
         options = params.get("OPTIONS", {})
-        return BackendConfig(
-            import_string(options.get("CLIENT_CLASS", self.DEFAULT_CLIENT_CLASS)),
-            ErrorPolicy(options),
-            getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10),
-            [],
-        )
+        self._server = server
+        self._params = params
+        self._client_cls = import_string(options.get("CLIENT_CLASS", self.DEFAULT_CLIENT_CLASS))
+        errors = self._errors = ErrorPolicy(options)
+        self._default_scan_itersize = getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10)
+        self._ignore_exceptions = errors.ignore
+        self._log_ignored_exceptions = errors.log
+        self.logger = errors.logger
+        config = self._config = BackendConfig(
+            self._client_cls, errors, self._default_scan_itersize, [], {})
+        config.state.update(self.__dict__)
+        return config
 
     @property
     def key_func(self):

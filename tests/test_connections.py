@@ -265,6 +265,30 @@ def test_configuration_is_prepared_once_per_process(make_cache, server):
         assert third.client._codec.min_length == 10_000
 
 
+def test_backends_of_one_configuration_share_no_attribute_dict(server):
+    """OWN-STATE: every backend starts from the configuration's prepared attributes,
+    each in a dict of its own: changing one backend (its prefix, its version) never
+    changes another's keys; a subclass's attributes set before ``__init__`` stay."""
+    from django_valkey_fast.cache import ValkeyCache
+
+    first = ValkeyCache(server.url, {"KEY_PREFIX": "p", "VERSION": 2})
+    second = ValkeyCache(server.url, {"KEY_PREFIX": "p", "VERSION": 2})
+    assert first.__dict__ is not second.__dict__
+    first.key_prefix, first.version = "changed", 9
+    third = ValkeyCache(server.url, {"KEY_PREFIX": "p", "VERSION": 2})
+    assert (second.key_prefix, second.version) == (third.key_prefix, third.version) == ("p", 2)
+    assert third.make_key("k") == second.make_key("k") == "p:2:k"
+
+    class Tagged(ValkeyCache):
+        def __init__(self, server, params):
+            self.tag = "mine"
+            super().__init__(server, params)
+
+    tagged = Tagged(server.url, {"KEY_PREFIX": "p"})
+    assert tagged.tag == "mine" and tagged.key_prefix == "p"
+    assert Tagged(server.url, {"KEY_PREFIX": "p"}).tag == "mine"
+
+
 def test_a_backend_per_request_builds_nothing_that_reaches_the_server(settings, server):
     """Django builds a backend per request under ASGI. Invariant: after the first
     request, building a backend, running a command and closing it makes no valkey-py
