@@ -16,7 +16,7 @@ __all__ = ["COMPILED", "VERSION", "__version__", "get_valkey_connection"]
 _TWINS = {
     "_codec": ("Codec", "KeyMaker", "check_key"),
     "_wire": ("Link", "acquire", "collect", "pack_command", "pack_commands",
-              "pipeline_error", "read_reply", "read_replies", "release", "run", "write"),
+              "read_reply", "read_replies", "release", "run", "write"),
     "_slots": ("key_slot",),
     "_drive": ("run_plan",),
 }

@@ -1,10 +1,12 @@
-"""Types and helpers both implementations of the codec share (plain Python)."""
+"""Types and helpers both implementations of a twin share (plain Python)."""
 
 import numbers
 import re
 
+from valkey.exceptions import ReadOnlyError, ResponseError
+
 __all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START", "key_text",
-           "number_like_payload", "reads_as_number", "unless_number_like"]
+           "number_like_payload", "pipeline_error", "reads_as_number", "unless_number_like"]
 
 
 class CacheKey(str):
@@ -84,3 +86,14 @@ def number_like_payload(value, data, serializer_name: str):
 
 # Values stored raw (not serialized), as django-valkey stores them.
 MAX_KEY_LENGTH = 250
+
+
+def pipeline_error(replies):
+    """The reply of a pipeline that is raised rather than returned in place: an error
+    that is not about one command (authentication...) or a READONLY refusal; or None."""
+    for reply in replies:
+        if isinstance(reply, Exception) and (
+            isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
+        ):
+            return reply
+    return None

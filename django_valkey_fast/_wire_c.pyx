@@ -9,16 +9,15 @@ import time
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
-from valkey.exceptions import (
-    ConnectionError, DataError, InvalidResponse, ReadOnlyError, ResponseError, TimeoutError,
-)
+from valkey.exceptions import ConnectionError, DataError, InvalidResponse, TimeoutError
 
+from django_valkey_fast._common import pipeline_error
 from django_valkey_fast._valkeypy import bind, describe, ready, socket_of
 from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
 
 __all__ = [
     "RECV_SIZE", "Link", "acquire", "collect", "pack_command", "pack_commands",
-    "pipeline_error", "read_replies", "read_reply", "release", "run", "write",
+    "read_replies", "read_reply", "release", "run", "write",
 ]
 
 cdef Py_ssize_t _RECV_SIZE = 65536  # bytes asked of the socket per read
@@ -246,17 +245,6 @@ cpdef collect(Link link, replies):
         failed.pipeline_replies = results
         raise failed
     return results
-
-
-cpdef pipeline_error(replies):
-    """The reply of a pipeline that is raised rather than returned in place: an error
-    that is not about one command (authentication...) or a READONLY refusal; or None."""
-    for reply in replies:
-        if isinstance(reply, Exception) and (
-            isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
-        ):
-            return reply
-    return None
 
 
 cpdef run(channel, bytes packed, replies, commands):

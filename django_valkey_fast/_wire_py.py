@@ -14,16 +14,15 @@ them into what they mean for at-most-once (see ``channel.py``).
 import socket
 import time
 
-from valkey.exceptions import (
-    ConnectionError, DataError, InvalidResponse, ReadOnlyError, ResponseError, TimeoutError,
-)
+from valkey.exceptions import ConnectionError, DataError, InvalidResponse, TimeoutError
 
+from django_valkey_fast._common import pipeline_error
 from django_valkey_fast._valkeypy import bind, describe, ready, socket_of
 from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
 
 __all__ = [
     "RECV_SIZE", "Link", "acquire", "collect", "pack_command", "pack_commands",
-    "pipeline_error", "read_replies", "read_reply", "release", "run", "write",
+    "read_replies", "read_reply", "release", "run", "write",
 ]
 
 RECV_SIZE = 65536  # bytes asked of the socket per read
@@ -205,17 +204,6 @@ def collect(link, replies):
         failed.pipeline_replies = results  # for the read-only resend rule
         raise failed
     return results
-
-
-def pipeline_error(replies):
-    """The reply of a pipeline that is raised rather than returned in place: an error
-    that is not about one command (authentication...) or a READONLY refusal; or None."""
-    for reply in replies:
-        if isinstance(reply, Exception) and (
-            isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
-        ):
-            return reply
-    return None
 
 
 def run(channel, packed, replies, commands):

@@ -141,9 +141,6 @@ setting_changed.connect(_forget_prepared, weak=False)
 class BackendConfig(NamedTuple):
     """What a backend configuration (class, LOCATION, params) builds once per process."""
 
-    client_cls: type
-    errors: ErrorPolicy
-    scan_itersize: int
     shared_client: list  # [the client every backend of the configuration uses], once built
     state: dict  # the attributes every backend of the configuration starts with
 
@@ -233,8 +230,7 @@ class BaseValkeyCache(Generic[Client, Backend]):
         self._ignore_exceptions = errors.ignore
         self._log_ignored_exceptions = errors.log
         self.logger = errors.logger
-        config = self._config = BackendConfig(
-            self._client_cls, errors, self._default_scan_itersize, [], {})
+        config = self._config = BackendConfig([], {})
         config.state.update(self.__dict__)
         return config
 

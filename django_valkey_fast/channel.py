@@ -39,14 +39,14 @@ import weakref
 from valkey.connection import BlockingConnectionPool
 from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
-from django_valkey_fast._valkeypy import Reader, bind, raise_connect_failure
+from django_valkey_fast._valkeypy import bind, raise_connect_failure
 from django_valkey_fast._wire import (
-    Link, acquire, collect, pack_command, pack_commands, pipeline_error, release, run, write,
+    Link, acquire, collect, pack_command, pack_commands, release, run, write,
 )
 from django_valkey_fast.exceptions import CommandNotSent
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
-__all__ = ["Channel", "Reader", "SentPipeline", "channel_for", "channel_for_pool", "pipeline_error"]
+__all__ = ["Channel", "SentPipeline", "channel_for", "channel_for_pool"]
 
 _channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _channels_lock = threading.Lock()

@@ -35,9 +35,9 @@ from valkey.exceptions import (
     ConnectionError, InvalidResponse, ReadOnlyError, TimeoutError,
 )
 
-from django_valkey_fast._wire import pack_command, pack_commands
+from django_valkey_fast._common import pipeline_error
 from django_valkey_fast._valkeypy import Reader, abandon_transport, abandon_valkey_pool
-from django_valkey_fast._wire import pipeline_error
+from django_valkey_fast._wire import pack_command, pack_commands
 from django_valkey_fast.exceptions import CommandNotSent, ConnectTimeout, MalformedReply
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
