@@ -6,6 +6,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import operator
 import socket
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
@@ -83,6 +84,19 @@ def build_key_maker(backend) -> KeyMaker:
         backend.key_func,
         backend.key_func is default_key_func,
     )
+
+
+def _key_setting(name: str, doc: str) -> property:
+    """A backend attribute that the client's keys or timeouts depend on, stored as
+    ``name``: reading it is one C-level getattr; assigning it after construction
+    (``cache.key_prefix = ...``) reaches the client instead of leaving it on the old
+    value, which would read and write other keys than the backend says."""
+
+    def assign(backend, value) -> None:
+        backend.__dict__[name] = value
+        backend._key_settings_changed()
+
+    return property(operator.attrgetter(name), assign, doc=doc)
 
 
 class ErrorPolicy:
@@ -198,10 +212,11 @@ class BaseValkeyCache(Generic[Client, Backend]):
 
     DEFAULT_CLIENT_CLASS = "django_valkey_fast.client.DefaultClient"
     _missing_key = object()
-    # Set by Django's BaseCache.__init__ (the backends derive from BaseCache too).
-    key_prefix: str
-    version: int
-    default_timeout: float | None
+    # Set by Django's BaseCache.__init__ (the backends derive from BaseCache too),
+    # through the properties below.
+    _key_prefix: str
+    _version: int
+    _default_timeout: float | None
     _key_func: Any
 
     def __init__(self, server: str | Sequence[str], params: dict) -> None:
@@ -234,21 +249,25 @@ class BaseValkeyCache(Generic[Client, Backend]):
         config.state.update(self.__dict__)
         return config
 
-    @property
-    def key_func(self):
-        """The KEY_FUNCTION; assigning it (as Django's tests do) reaches the client."""
-        return self._key_func
-
-    @key_func.setter
-    def key_func(self, function):
-        self._key_func = function
+    def _key_settings_changed(self) -> None:
+        """A key setting was assigned after construction (as Django's tests do with
+        ``key_func``): the client must make this backend's keys from now on."""
         client = self.__dict__.get("client")
         if client is None:
             return
         if client._backend is self:
-            client.key_func_changed()
+            client.backend_settings_changed()
         else:  # the configuration's client: this backend now needs one of its own
             del self.__dict__["client"]
+
+    key_func = _key_setting(
+        "_key_func", "The KEY_FUNCTION; assigning it (as Django's tests do) reaches the client.")
+    key_prefix = _key_setting(
+        "_key_prefix", "The KEY_PREFIX; assigning it reaches the client.")
+    version = _key_setting(
+        "_version", "The default VERSION; assigning it reaches the client.")
+    default_timeout = _key_setting(
+        "_default_timeout", "The default TIMEOUT in seconds; assigning it reaches the client.")
 
     @functools.cached_property
     def client(self):
@@ -271,9 +290,9 @@ class BaseValkeyCache(Generic[Client, Backend]):
 
     def _keys_match(self, other) -> bool:
         """Whether backend ``other`` makes the same keys, with the same default timeout."""
-        return (other._key_func is self._key_func and other.key_prefix == self.key_prefix
-                and other.version == self.version
-                and other.default_timeout == self.default_timeout)
+        return (other._key_func is self._key_func and other._key_prefix == self._key_prefix
+                and other._version == self._version
+                and other._default_timeout == self._default_timeout)
 
     def get_client_class(self) -> type[Client]:
         """The client class named by ``OPTIONS["CLIENT_CLASS"]``."""

@@ -354,6 +354,35 @@ def test_a_backend_with_other_keys_gets_its_own_client(make_cache, server):
     assert third.client is first.client and third.make_key("k") == ":1:k"
 
 
+@pytest.mark.parametrize("setting, value, key, timeout", [
+    ("key_prefix", "other", "other:1:k", 300),
+    ("version", 7, ":7:k", 300),
+    ("default_timeout", 60, ":1:k", 60),
+])
+def test_key_settings_assigned_after_construction_reach_the_client(
+        make_cache, server, setting, value, key, timeout):
+    """Invariant: a backend reads and writes the keys (and sets the timeouts) its own
+    attributes say. Assigning ``key_prefix``, ``version`` or ``default_timeout`` on a
+    backend whose shared client is already built must not leave that client on the old
+    value (a silent wrong answer: another prefix's data); the other backends of the
+    configuration keep theirs."""
+    first, second = make_cache(), make_cache()
+    server.command(f"DEL {key} :1:k")
+    assert first.client is second.client
+    setattr(second, setting, value)
+    assert getattr(second, setting) == value
+    assert second.make_key("k") == key and first.make_key("k") == ":1:k"
+    second.set("k", "second")
+    assert int(server.command(f"TTL {key}")[0].lstrip(":")) in (timeout, timeout - 1)
+    assert second.get("k") == "second"
+    assert first.get("k") == (None if key != ":1:k" else "second")
+    # A backend with a client of its own (its key function changed) follows too.
+    second.key_func = lambda key, prefix, version: f"{prefix}|{version}|{key}"
+    setattr(second, setting, value)
+    assert second.make_key("k") == f"{second.key_prefix}|{second.version}|k"
+    assert make_cache().make_key("k") == ":1:k" and first.client is make_cache().client
+
+
 def test_configurations_with_other_locations_share_nothing(server):
     """Invariant: the prepared configuration is keyed by LOCATION too: two backends
     with the same params and different servers never share a client or a router."""

@@ -118,9 +118,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self._compressor = codec.compressor
         self.encode = codec.encode  # type: ignore[method-assign]  # (see encode below)
         self.decode = codec.decode  # type: ignore[method-assign]
-        self.key_func_changed()
-        self.version = backend.version
-        self.default_timeout = backend.default_timeout
+        self.backend_settings_changed()
         self._errors = getattr(backend, "_errors", None) or config.errors
 
     def _prepare(self, params: dict, server: Sequence[str]) -> ClientConfig:
@@ -160,10 +158,13 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         """The Python value of bytes ``value`` read from the server."""
         return self._codec.decode(value, key)
 
-    def key_func_changed(self) -> None:
-        """(Re)build the key maker from the backend's prefix, version and key function."""
-        self._keys = build_key_maker(self._backend)
+    def backend_settings_changed(self) -> None:
+        """(Re)read the backend's prefix, version, key function and default timeout."""
+        backend = self._backend
+        self._keys = build_key_maker(backend)
         self._key = self._keys.make
+        self.version = backend.version
+        self.default_timeout = backend.default_timeout
 
     def make_key(self, key: Any, version: int | None = None,
                  prefix: str | None = None) -> CacheKey:
