@@ -1,30 +1,24 @@
-"""What every backend and client share: options, codec construction, error policy."""
+"""The backend classes: Django's cache API and django-valkey's extended one, sync and
+async, on a client (django-valkey's ``base`` module layout)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import inspect
-import logging
 import operator
-import socket
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 
 from django.conf import settings
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.utils.module_loading import import_string
-from valkey.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from django_valkey_fast._api import (
     AsyncBackendMethods, BackendExtendedMethods, NativeAsyncExtendedMethods,
 )
-from django_valkey_fast._codec import (
-    COMPRESS_CUSTOM, COMPRESS_NONE, COMPRESS_STANDARD, Codec, KeyMaker,
-)
-from django_valkey_fast.compressors.base import BaseCompressor
-from django_valkey_fast.compressors.identity import IdentityCompressor
-from django_valkey_fast.exceptions import ConnectionInterrupted, DecodeError, interrupted
+from django_valkey_fast.config import ErrorPolicy, prepared
+from django_valkey_fast.exceptions import ConnectionInterrupted
 
 if TYPE_CHECKING:
     from django_valkey_fast._common import CacheKey
@@ -33,57 +27,12 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncBackendCommands", "Backend", "BackendCommands", "BackendConfig", "BaseValkeyCache", "Client",
     "CONNECTION_INTERRUPTED", "ConnectionInterrupted", "EXTENDED_API", "EXTENDED_ASYNC_API",
-    "SERVER_ERRORS", "ErrorPolicy", "build_codec", "build_key_maker", "close_async_caches",
-    "decorate_all_methods", "NativeAsyncCommands", "omit_exception", "omit_exception_async", "prepared",
+    "close_async_caches", "decorate_all_methods", "NativeAsyncCommands", "omit_exception",
+    "omit_exception_async",
 ]
 
-DEFAULT_SERIALIZER = "django_valkey_fast.serializers.pickle.PickleSerializer"
-DEFAULT_COMPRESSOR = "django_valkey_fast.compressors.identity.IdentityCompressor"
 
-# Errors from the server or the socket: reported as ConnectionInterrupted, or
-# swallowed with IGNORE_EXCEPTIONS (django-valkey's list).
-SERVER_ERRORS = (ConnectionError, TimeoutError, ResponseError, socket.timeout)
-
-
-def _compression_mode(compressor) -> int:
-    compressor_type = type(compressor)
-    if (
-        isinstance(compressor, IdentityCompressor)
-        and compressor_type.compress is BaseCompressor.compress
-        and compressor_type.decompress is BaseCompressor.decompress
-        and compressor_type._compress is IdentityCompressor._compress
-    ):
-        return COMPRESS_NONE
-    if (
-        isinstance(compressor, BaseCompressor)
-        and compressor_type.compress is BaseCompressor.compress
-        and compressor_type.decompress is BaseCompressor.decompress
-    ):
-        return COMPRESS_STANDARD
-    return COMPRESS_CUSTOM
-
-
-def build_codec(options: dict) -> Codec:
-    """Return the codec for OPTIONS ``SERIALIZER`` and ``COMPRESSOR``."""
-    serializer = import_string(options.get("SERIALIZER", DEFAULT_SERIALIZER))(options=options)
-    compressor = import_string(options.get("COMPRESSOR", DEFAULT_COMPRESSOR))(options=options)
-    return Codec(
-        serializer,
-        compressor,
-        _compression_mode(compressor),
-        getattr(compressor, "min_length", 15),
-        getattr(compressor, "magic", None),
-    )
-
-
-def build_key_maker(backend) -> KeyMaker:
-    """Return the key maker for a backend's KEY_PREFIX, VERSION and KEY_FUNCTION."""
-    return KeyMaker(
-        backend.key_prefix,
-        backend.version,
-        backend.key_func,
-        backend.key_func is default_key_func,
-    )
+# -- the backend classes (django-valkey's ``base`` module layout) ---------------------
 
 
 def _key_setting(name: str, doc: str) -> property:
@@ -97,59 +46,6 @@ def _key_setting(name: str, doc: str) -> property:
         backend._key_settings_changed()
 
     return property(operator.attrgetter(name), assign, doc=doc)
-
-
-class ErrorPolicy:
-    """``IGNORE_EXCEPTIONS`` and its logging, per cache, with the global fallbacks."""
-
-    def __init__(self, options: dict):
-        self.ignore = options.get(
-            "IGNORE_EXCEPTIONS", getattr(settings, "DJANGO_VALKEY_IGNORE_EXCEPTIONS", False)
-        )
-        self.log = options.get(
-            "LOG_IGNORE_EXCEPTIONS",
-            getattr(settings, "DJANGO_VALKEY_LOG_IGNORED_EXCEPTIONS", False),
-        )
-        self.logger = logging.getLogger(getattr(settings, "DJANGO_VALKEY_LOGGER", __name__))
-
-    def handle(self, error: Exception, fallback):
-        """Return ``fallback()`` if errors are ignored, else raise the error to report."""
-        if self.ignore:
-            if self.log:
-                self.logger.exception("Exception ignored")
-            return fallback()
-        if isinstance(error, DecodeError):
-            raise error
-        raise interrupted(error) from error
-
-
-# What a cache configuration builds (classes, codec, factory, routers) depends only on
-# its params and on settings: build it once per process. Django may create a backend
-# per request context under ASGI, so construction must stay cheap.
-_prepared: dict = {}
-
-
-def prepared(kind, params: dict, build):
-    """Return ``build()`` for this ``kind`` and ``params``, built once per process.
-
-    Forgotten whenever Django signals a settings change (``override_settings``)."""
-    key = (kind, repr(params))
-    found = _prepared.get(key)
-    if found is None:  # (built outside an except block: no KeyError chained to its errors)
-        found = _prepared.setdefault(key, build())
-    return found
-
-
-def _forget_prepared(**kwargs):
-    _prepared.clear()
-
-
-from django.core.signals import setting_changed  # noqa: E402
-
-setting_changed.connect(_forget_prepared, weak=False)
-
-
-# -- the backend classes (django-valkey's ``base`` module layout) ---------------------
 
 
 class BackendConfig(NamedTuple):
@@ -240,7 +136,7 @@ class BaseValkeyCache(Generic[Client, Backend]):
         self._server = server
         self._params = params
         self._client_cls = import_string(options.get("CLIENT_CLASS", self.DEFAULT_CLIENT_CLASS))
-        errors = self._errors = ErrorPolicy(options)
+        errors = ErrorPolicy(options)
         self._default_scan_itersize = getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10)
         self._ignore_exceptions = errors.ignore
         self._log_ignored_exceptions = errors.log
@@ -572,10 +468,8 @@ class AsyncBackendCommands(AsyncBackendMethods, NativeAsyncCommands):
         client = self.__dict__.get("client")  # never build a client just to close it
         if client is None:
             return _Closed()
-        if not client._close_requested():
+        if not client.close_loop_channels():
             return _Closed(client=client)  # awaited: the client's close() runs
-        for channel in client._aio_channels():
-            channel.close()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop: a closed loop's connections are swept anyway

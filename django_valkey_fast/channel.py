@@ -46,7 +46,7 @@ from django_valkey_fast._wire import (
 from django_valkey_fast.exceptions import CommandNotSent
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
-__all__ = ["Channel", "SentPipeline", "channel_for", "channel_for_pool"]
+__all__ = ["Channel", "SentPipeline", "channel_of", "channel_of_pool"]
 
 _channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _channels_lock = threading.Lock()
@@ -54,12 +54,12 @@ _channels_lock = threading.Lock()
 _monotonic = time.monotonic
 
 
-def channel_for(client) -> "Channel":
+def channel_of(client) -> "Channel":
     """Return the process-wide channel of a valkey-py client's connection pool."""
-    return channel_for_pool(client.connection_pool)
+    return channel_of_pool(client.connection_pool)
 
 
-def channel_for_pool(pool) -> "Channel":
+def channel_of_pool(pool) -> "Channel":
     """Return the process-wide channel of a valkey-py connection pool."""
     channel = _channels.get(pool)
     if channel is not None:

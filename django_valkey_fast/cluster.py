@@ -18,7 +18,7 @@ from valkey.exceptions import (
 
 from django_valkey_fast._slots import SLOTS, key_slot
 from django_valkey_fast.retry import may_resend
-from django_valkey_fast.sharding import ShardRouter
+from django_valkey_fast.sharding import Router
 
 __all__ = ["ClusterRouter", "run_on_cluster"]
 
@@ -30,7 +30,7 @@ def _address(host, port):
     return host, int(port)
 
 
-class ClusterRouter(ShardRouter):
+class ClusterRouter(Router):
     """The slot map of one cluster; places are slots."""
 
     def __init__(self, seeds):

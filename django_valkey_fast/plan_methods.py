@@ -13,9 +13,9 @@ from __future__ import annotations
 from valkey.exceptions import ReadOnlyError, ResponseError
 
 from django_valkey_fast._drive import run_plan
-from django_valkey_fast.async_cache import channel as aio
-from django_valkey_fast.base import SERVER_ERRORS
-from django_valkey_fast.channel import channel_for
+from django_valkey_fast import async_channel as aio
+from django_valkey_fast.config import SERVER_ERRORS
+from django_valkey_fast.channel import channel_of
 from django_valkey_fast.exceptions import DecodeError
 from django_valkey_fast.operations import Operations
 
@@ -68,7 +68,7 @@ def _sync_method(name, plan):
     def method(self, *args, client=None, **kwargs):
         try:
             try:
-                channel = self._channel(write) if client is None else channel_for(client)
+                channel = self._channel(write) if client is None else channel_of(client)
                 return run_plan(plan(self, *args, **kwargs), channel)
             except ReadOnlyError:
                 # A write reached a replica: find the primary among LOCATION, retry once.

@@ -2,7 +2,7 @@
 
 ``HashRing`` places keys exactly as django-valkey's ``hash_ring.HashRing`` does (128
 points per node on a SHA-256 ring; a ``{hash tag}`` in the key decides its shard), so
-a fleet can switch packages without moving keys. ``ShardRouter.split`` turns one
+a fleet can switch packages without moving keys. ``Router.split`` turns one
 command into per-shard commands plus a function that merges their replies, with no
 I/O: the sync and the async sharded channels (``client/sharded.py``) only run them.
 """
@@ -13,7 +13,7 @@ import bisect
 import hashlib
 import re
 
-__all__ = ["HashRing", "ShardRouter", "CrossShardError"]
+__all__ = ["CrossShardError", "HashRing", "Router", "ShardRouter"]
 
 
 class CrossShardError(ValueError):
@@ -88,25 +88,19 @@ def _text(key) -> str:
     return key.decode() if isinstance(key, bytes) else str(key)
 
 
-class ShardRouter:
-    """Maps keys to shard indexes and splits commands by shard."""
-
-    def __init__(self, nodes):
-        self.nodes = list(nodes)
-        self.ring = HashRing(self.nodes)
-        self._index = {node: i for i, node in enumerate(self.nodes)}
-
-    def node_for(self, key) -> str:
-        """The node (LOCATION entry) that holds ``key``."""
-        key = _text(key)
-        match = _hash_tag.match(key)
-        if match is not None and match.groups():
-            key = match.groups()[0]
-        return self.ring.get_node(key)
+class Router:
+    """How commands split across the places that hold keys, with no I/O: a place is
+    a shard index (:class:`ShardRouter`) or a cluster slot (``cluster.ClusterRouter``).
+    A subclass says where a key lives (``shard_for``) and which places cover every
+    server (``every_place``); the splitting and merging is shared."""
 
     def shard_for(self, key) -> int:
-        """The index of the shard that holds ``key``."""
-        return self._index[self.node_for(key)]
+        """The place that holds ``key``."""
+        raise NotImplementedError
+
+    def every_place(self) -> list:
+        """One place per server, for commands that run everywhere (KEYS, SCAN, FLUSHDB)."""
+        raise NotImplementedError
 
     def split(self, command):
         """``([(shard, command), ...], merge)``: the per-shard commands and how to
@@ -127,10 +121,6 @@ class ShardRouter:
                 raise CrossShardError(f"{name} needs its keys on one shard: use a {{hash tag}}")
             return [(shards.pop(), command)], _only
         return [(self.shard_for(command[_KEY_AT.get(name, 1)]), command)], _only
-
-    def every_place(self) -> list:
-        """One place per server, for commands that run everywhere (KEYS, SCAN, FLUSHDB)."""
-        return list(range(len(self.nodes)))
 
     def _split_scan(self, command):
         # One cursor over every server in turn: cursor = server cursor * servers + server.
@@ -194,6 +184,32 @@ class ShardRouter:
         for i in range(1, len(command), 2):
             pairs.setdefault(self.shard_for(command[i]), []).extend(command[i:i + 2])
         return [(shard, (command[0], *args)) for shard, args in pairs.items()], _only
+
+
+class ShardRouter(Router):
+    """Client-side sharding: places are the indexes of the LOCATION servers, and a key
+    lives where django-valkey's hash ring puts it."""
+
+    def __init__(self, nodes):
+        self.nodes = list(nodes)
+        self.ring = HashRing(self.nodes)
+        self._index = {node: i for i, node in enumerate(self.nodes)}
+
+    def node_for(self, key) -> str:
+        """The node (LOCATION entry) that holds ``key``."""
+        key = _text(key)
+        match = _hash_tag.match(key)
+        if match is not None and match.groups():
+            key = match.groups()[0]
+        return self.ring.get_node(key)
+
+    def shard_for(self, key) -> int:
+        """The index of the shard that holds ``key``."""
+        return self._index[self.node_for(key)]
+
+    def every_place(self) -> list:
+        """Every shard."""
+        return list(range(len(self.nodes)))
 
 
 def _only(replies):

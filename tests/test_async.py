@@ -10,7 +10,7 @@ import pytest
 import valkey
 from django.core.cache import caches
 
-from django_valkey_fast.async_cache import channel as aio
+from django_valkey_fast import async_channel as aio
 from django_valkey_fast.exceptions import ConnectionInterrupted
 from tests.servers import free_port
 

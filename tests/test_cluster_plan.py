@@ -170,3 +170,88 @@ def test_a_pipeline_is_resent_after_readonly_only_if_no_write_ran():
     refused = ReadOnlyError("READONLY")
     assert refused_everywhere(commands, [refused, b"1", refused])
     assert not refused_everywhere(commands, [b"OK", b"1", refused])
+
+
+def test_tryagain_and_clusterdown_resend_only_the_refused_part():
+    """TRYAGAIN (a multi-key command during a resharding) and CLUSTERDOWN replies say
+    the command did not run: after a pause and a slot map refresh only that part is
+    sent again; the parts other nodes ran are kept, and the answer is complete."""
+    from valkey.exceptions import ClusterDownError, TryAgainError
+
+    a, b, c = keys_on_every_node()
+    commands = [("SET", a, 1), ("SET", b, 2), ("SET", c, 3)]
+    for refusal in (TryAgainError("TRYAGAIN"), ClusterDownError("CLUSTERDOWN")):
+        ran, steps = [], []
+        plan = run_on_cluster(router(), commands, True)
+        step, refused = next(plan), False
+        try:
+            while True:
+                steps.append(step[0])
+                if step[0] == "sleep":
+                    step = plan.send(None)
+                    continue
+                results = {}
+                for node, sent in step[1].items():
+                    if sent == [("CLUSTER", "SLOTS")]:
+                        results[node] = [SLOTS]
+                        continue
+                    ran.extend((node, command) for command in sent)
+                    results[node] = [refusal if node == B and not refused else b"OK"
+                                     for _ in sent]
+                    refused = refused or node == B
+                step = plan.send(results)
+        except StopIteration as stop:
+            assert stop.value == [b"OK"] * 3
+        assert sorted(ran) == sorted([(A, commands[0]), (B, commands[1]), (B, commands[1]),
+                                      (C, commands[2])])
+        assert "sleep" in steps  # (a pause before the retry, not a hot loop)
+
+
+def test_a_slot_served_by_no_node_raises_clusterdown_after_the_attempts():
+    """A slot map with a hole (a node lost with no replica to promote): the plan keeps
+    refreshing the map, pausing between attempts, and then raises ClusterDownError
+    instead of looping or sending the command anywhere."""
+    from valkey.exceptions import ClusterDownError
+
+    holed = [entry for entry in SLOTS if entry[2][1] != 7001]
+    _, b, _ = keys_on_every_node()
+    plan = run_on_cluster(ClusterRouter([A]), [("GET", b)], False)
+    sent = []
+    with pytest.raises(ClusterDownError):
+        step = next(plan)
+        while True:
+            if step[0] == "sleep":
+                step = plan.send(None)
+                continue
+            assert list(step[1].values()) == [[("CLUSTER", "SLOTS")]]
+            sent.append(step)
+            step = plan.send({node: [holed] for node in step[1]})
+    assert len(sent) > 1
+
+
+def test_routers_share_one_base_that_splits_commands():
+    """Both routers are Routers: the splitting (MGET merged in key order, MSET by
+    place, commands for every server, one cursor over every server for SCAN) is the
+    base's, and each router only says where a key lives."""
+    from django_valkey_fast.sharding import Router, ShardRouter
+
+    cluster, shards = router(), ShardRouter(["s0", "s1", "s2"])
+    assert isinstance(cluster, Router) and isinstance(shards, Router)
+    a, b, c = keys_on_every_node()
+    parts, merge = cluster.split(("MGET", a, b, c))
+    assert sorted(place for place, _ in parts) == sorted(key_slot(k) for k in (a, b, c))
+    by_place = {place: command for place, command in parts}
+    assert merge([[f"v{command[1]}".encode()] for command in by_place.values()]) == [
+        f"v{k}".encode() for k in (a, b, c)]
+    parts, _ = cluster.split(("MSET", a, 1, b, 2))
+    assert {command for _, command in parts} == {("MSET", a, 1), ("MSET", b, 2)}
+    parts, merge = cluster.split(("DBSIZE",))
+    assert [place for place, _ in parts] == cluster.every_place() == [0, 5461, 10923]
+    assert merge([1, 2, 3]) == 6
+    # SCAN: cursor 0 starts on the first server; a finished server moves to the next.
+    parts, merge = shards.split(("SCAN", 0, "MATCH", "*"))
+    assert parts == [(0, ("SCAN", 0, "MATCH", "*"))]
+    assert merge([(b"0", [b"k"])]) == (1, [b"k"])
+    assert merge([(b"5", [])]) == (5 * 3 + 0, [])
+    with pytest.raises(NotImplementedError):
+        Router().shard_for("k")

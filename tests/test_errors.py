@@ -12,7 +12,7 @@ import valkey
 from django.test import override_settings
 
 from django_valkey_fast.exceptions import ConnectionInterrupted, DecodeError, MissingDependency
-from django_valkey_fast.base import _forget_prepared as forget_prepared
+from django_valkey_fast.config import _forget_prepared as forget_prepared
 from tests.servers import free_port
 
 
@@ -107,6 +107,8 @@ def test_ignore_exceptions_per_cache_and_logged(make_cache, caplog):
         assert cache.delete_pattern("*") == 0
         assert cache.smembers("s") == set()
     assert "Exception ignored" in caplog.text
+    # django-valkey logs to django_valkey.base: LOGGING entries rename one word.
+    assert {record.name for record in caplog.records} == {"django_valkey_fast.base"}
 
 
 def test_ignore_exceptions_global_settings(make_cache, caplog):

@@ -386,7 +386,7 @@ async def test_commands_queued_when_the_connection_closes_are_sent_again(make_ca
 async def test_a_partial_stray_reply_closes_the_connection():
     """OWN-REPLY: bytes that arrive while no command waits, even part of a reply,
     close the connection, so they can never become the next command's answer."""
-    from django_valkey_fast.async_cache.channel import RespConnection
+    from django_valkey_fast.async_channel import RespConnection
 
     class Transport(asyncio.Transport):
         def __init__(self):

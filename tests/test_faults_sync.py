@@ -21,7 +21,7 @@ import pytest
 import valkey
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
 
-from django_valkey_fast.channel import channel_for
+from django_valkey_fast.channel import channel_of
 from django_valkey_fast.exceptions import ConnectionInterrupted
 from tests.fault_proxy import FaultProxy
 from tests.servers import Server
@@ -43,7 +43,7 @@ def proxy(server):
 
 
 def _channel(cache):
-    return channel_for(cache.client.get_client())
+    return channel_of(cache.client.get_client())
 
 
 def _wait_until(condition, timeout=10.0, what="condition"):
@@ -261,7 +261,7 @@ def test_the_socket_timeout_is_kept_by_the_kernel(make_cache, server):
         pytest.fail("kernel timeouts are expected on Linux")
     cache = make_cache(OPTIONS={"SOCKET_TIMEOUT": 0.25})
     cache.set("k", "v")
-    (link,) = channel_for(cache.client.get_client(True))._idle
+    (link,) = channel_of(cache.client.get_client(True))._idle
     assert link.sock.gettimeout() is None
     for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
         seconds, microseconds = struct.unpack(

@@ -17,7 +17,7 @@ import pytest
 from valkey.exceptions import InvalidResponse
 
 from django_valkey_fast._resp_py import Reader
-from django_valkey_fast.async_cache import channel as aio
+from django_valkey_fast import async_channel as aio
 from django_valkey_fast.cache import ValkeyCache
 from django_valkey_fast.exceptions import ConnectionInterrupted, MalformedReply
 

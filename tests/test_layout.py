@@ -62,3 +62,74 @@ def test_the_declared_valkey_py_versions_are_the_tested_ones():
     (requirement,) = [dep for dep in project["dependencies"] if dep.startswith("valkey")]
     assert SpecifierSet(requirement[len("valkey"):]) == SpecifierSet(TESTED_VALKEY_PY)
     assert version("valkey") in SpecifierSet(TESTED_VALKEY_PY)
+
+
+# The layers, from the bottom: a module imports only modules of its own layer or of
+# the layers below (docs/development.md, "Layout"). Every module is listed, so a new
+# one is placed on purpose.
+LAYERS = [
+    ("common", {"__init__", "exceptions", "_common", "_extensions", "_optional", "retry",
+                "singleflight"}),
+    ("wire", {"channel", "async_channel", "_wire", "_wire_py", "_wire_c", "_resp_py", "_valkeypy",
+              "pool", "base_pool", "async_cache.pool", "cluster_cache.pool"}),
+    ("operations", {"operations", "_api", "herd", "sharding", "hash_ring", "cluster", "config",
+                    "_codec", "_codec_py", "_codec_c", "_slots", "_slots_py", "_slots_c", "util", "serializers.*",
+                    "compressors.*"}),
+    ("drivers", {"plan_methods", "_drive", "_drive_py", "_drive_c", "routed_channel"}),
+    ("clients", {"client.*", "async_cache.client.*", "cluster_cache.client.*", "base_client",
+                 "commands.*"}),
+    ("backends", {"base", "cache", "async_cache", "async_cache.cache", "cluster_cache",
+                  "cluster_cache.cache"}),
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+def _layer_of(module: str) -> int:
+    for rank, (_, members) in enumerate(LAYERS):
+        for member in members:
+            if module == member or (member.endswith(".*") and (
+                    module == member[:-2] or module.startswith(member[:-1]))):
+                return rank
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def _imported(tree) -> set:
+    """The package modules a module imports (outside ``if TYPE_CHECKING:`` blocks)."""
+    found = set()
+    skip = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+            and getattr(block.test, "id", None) == "TYPE_CHECKING"
+            for node in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "django_valkey_fast":
+                found.update(alias.name for alias in node.names)
+            elif node.module.startswith("django_valkey_fast."):
+                found.add(node.module[len("django_valkey_fast."):])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name[len("django_valkey_fast."):] for alias in node.names
+                         if alias.name.startswith("django_valkey_fast."))
+    return found
+
+
+def test_layers_call_only_downward():
+    """Backends -> clients -> drivers -> operations (sans-IO plans, routers, codec) ->
+    wire (channels, protocol, pools): no module imports one of a layer above its own,
+    so the sans-IO core never depends on the I/O around it and the wire never on the
+    cache API."""
+    upward = []
+    for path, tree in _sources():
+        module = _module_name(path)
+        rank = _layer_of(module)
+        for imported in sorted(_imported(tree)):
+            if _layer_of(imported) > rank:
+                upward.append(f"{module} ({LAYERS[rank][0]}) imports {imported} "
+                              f"({LAYERS[_layer_of(imported)][0]})")
+    assert upward == []

@@ -56,7 +56,7 @@ class StrSub(str):
 def codec(impl, serializer_path, compressor_path):
     from django.utils.module_loading import import_string
 
-    from django_valkey_fast.base import _compression_mode
+    from django_valkey_fast.config import _compression_mode
 
     serializer = import_string(serializer_path)(options={})
     compressor = import_string(compressor_path)(options={})

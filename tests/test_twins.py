@@ -12,7 +12,7 @@ from valkey.exceptions import DataError
 import django_valkey_fast
 from django_valkey_fast import _codec, _codec_py, _wire, _wire_py
 from django_valkey_fast._common import CacheKey
-from django_valkey_fast.base import build_codec
+from django_valkey_fast.config import build_codec
 from django_valkey_fast.exceptions import DecodeError
 from tests.conftest import c_extensions_expected
 

@@ -19,11 +19,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django_valkey_fast import pool
 from django_valkey_fast._codec import Codec
 from django_valkey_fast._common import CacheKey
-from django_valkey_fast.base import (
+from django_valkey_fast.config import (
     SERVER_ERRORS, ErrorPolicy, build_codec, build_key_maker, prepared,
 )
-from django_valkey_fast.async_cache import channel as aio
-from django_valkey_fast.channel import channel_for
+from django_valkey_fast import async_channel as aio
+from django_valkey_fast.channel import channel_of
 from django_valkey_fast.client.servers import Servers
 from django_valkey_fast.commands.hash import HashCommands
 from django_valkey_fast.exceptions import interrupted
@@ -72,6 +72,7 @@ class ClientConfig(NamedTuple):
     replica_read_only: bool
     clear_scope: str
     close_connection: bool
+    scan_itersize: int
     options: dict
 
 
@@ -119,7 +120,8 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self.encode = codec.encode  # type: ignore[method-assign]  # (see encode below)
         self.decode = codec.decode  # type: ignore[method-assign]
         self.backend_settings_changed()
-        self._errors = getattr(backend, "_errors", None) or config.errors
+        self._errors = config.errors
+        self._scan_itersize = config.scan_itersize
 
     def _prepare(self, params: dict, server: Sequence[str]) -> ClientConfig:
         """What this client's configuration builds, once per process (see ``prepared``)."""
@@ -142,6 +144,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
             clear_scope=clear_scope,
             close_connection=options.get(
                 "CLOSE_CONNECTION", getattr(settings, "DJANGO_VALKEY_CLOSE_CONNECTION", False)),
+            scan_itersize=getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10),
             options=options,
         )
 
@@ -232,6 +235,15 @@ class BaseClient(AsyncOperationMethods, PlanHost):
     def _close_requested(self) -> bool:
         return self._close_connection
 
+    def close_loop_channels(self) -> bool:
+        """If ``CLOSE_CONNECTION`` asks for it, close this client's channels on the
+        running loop now and return True (``close()``/``aclose()`` then does the rest)."""
+        if not self._close_requested():
+            return False
+        for channel in self._aio_channels():
+            channel.close()
+        return True
+
     # -- operations that are not a single plan --------------------------------------
     def _lock(self, client, key, version=None, timeout=None, sleep=0.1, blocking=True,
               blocking_timeout=None, lock_class=None, thread_local=True):
@@ -298,7 +310,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
                               itersize: int | None = None) -> int:
         """Delete the keys matching ``pattern``; return the count."""
         pattern = self.make_pattern(pattern, version=version, prefix=prefix)
-        itersize = itersize or getattr(self._backend, "_default_scan_itersize", 10)
+        itersize = itersize or self._scan_itersize
         cursor, deleted = 0, 0
         while True:
             cursor, keys = await self._ascan_page(pattern, cursor, itersize, client=client)
@@ -353,7 +365,7 @@ class DefaultClient(SyncOperationMethods, BaseClient):
             index = next(self._replica_indexes)
         channel = self._channels[index]
         if channel is None:
-            channel = self._channels[index] = channel_for(self._client_at(index))
+            channel = self._channels[index] = channel_of(self._client_at(index))
         return channel
 
     def _connection_params(self, index: int) -> dict:
@@ -371,7 +383,7 @@ class DefaultClient(SyncOperationMethods, BaseClient):
             return False
         for index, url in list(enumerate(self._server))[1:]:
             try:
-                role = channel_for(self._client_at(index)).call(("ROLE",))
+                role = channel_of(self._client_at(index)).call(("ROLE",))
             except SERVER_ERRORS:
                 continue
             if _is_primary(role):
@@ -384,7 +396,7 @@ class DefaultClient(SyncOperationMethods, BaseClient):
         if client is None:
             client = self._clients[index]
         if client is not None:
-            channel_for(client).disconnect()
+            channel_of(client).disconnect()
             self.connection_factory.disconnect(client)
 
     def close(self) -> None:
@@ -410,9 +422,7 @@ class DefaultClient(SyncOperationMethods, BaseClient):
 
     async def aclose(self) -> None:
         """Close connections if ``CLOSE_CONNECTION`` asks for it (async callers)."""
-        if self._close_requested():
-            for channel in self._aio_channels():
-                channel.close()
+        self.close_loop_channels()
         self.close()
 
     def iter_keys(self, search: str, itersize: int | None = None, client: Any = None,
@@ -433,7 +443,7 @@ class DefaultClient(SyncOperationMethods, BaseClient):
                        itersize: int | None = None) -> int:
         """Delete the keys matching ``pattern`` (SCAN, a DEL per page); return the count."""
         pattern = self.make_pattern(pattern, version=version, prefix=prefix)
-        itersize = itersize or getattr(self._backend, "_default_scan_itersize", 10)
+        itersize = itersize or self._scan_itersize
         cursor, deleted = 0, 0
         while True:
             cursor, keys = self._scan_page(pattern, cursor, itersize, client=client)

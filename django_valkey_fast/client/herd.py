@@ -57,7 +57,7 @@ class HerdClient(HerdHost, DefaultClient):
                           timeout: Timeout = DEFAULT_TIMEOUT,
                           version: int | None = None) -> Any:
         """Async ``get_or_set``: one computation per key and event loop at a time."""
-        from django_valkey_fast.async_cache.singleflight import async_lock_for
+        from django_valkey_fast.singleflight import async_lock_for
 
         value = await self.aget(key, _MISSING, version)
         if value is not _MISSING:

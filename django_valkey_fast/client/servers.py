@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from django_valkey_fast.async_cache import channel as aio
+from django_valkey_fast import async_channel as aio
 
 __all__ = ["Servers"]
 

@@ -9,13 +9,13 @@ excepted, which moves the value) raise ``CrossShardError`` otherwise.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
-from django_valkey_fast.async_cache import channel as aio
-from django_valkey_fast.channel import channel_for
+from django_valkey_fast import async_channel as aio
+from django_valkey_fast.channel import channel_of
 from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
+from django_valkey_fast.routed_channel import AsyncShardChannel, ShardChannel
 from django_valkey_fast.operations import Operations, Plan, operation
 from django_valkey_fast.sharding import ShardRouter
 
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
     from valkey.asyncio.lock import Lock as AsyncLock
     from valkey.lock import Lock
 
-__all__ = [
-    "AsyncNodes", "AsyncShardChannel", "ShardChannel", "ShardClient", "ShardOperations",
-]
+__all__ = ["ShardClient", "ShardOperations"]
 
 
 class ShardOperations(Operations):
@@ -53,62 +51,6 @@ class ShardOperations(Operations):
 
 
 ShardOperations.operations = ShardOperations
-
-
-class ShardChannel:
-    """Runs each command on the shard its keys live on (sync)."""
-
-    def __init__(self, router: ShardRouter, channel_at):
-        self.router = router
-        self._channel_at = channel_at
-
-    def call(self, command):
-        parts, merge = self.router.split(command)
-        return merge([self._channel_at(shard).call(part) for shard, part in parts])
-
-    def pipeline(self, commands):
-        per_shard, assemble = self.router.plan_pipeline(commands)
-        return assemble({shard: self._channel_at(shard).pipeline(shard_commands)
-                         for shard, shard_commands in per_shard.items()})
-
-
-class AsyncNodes:
-    """The asyncio channels of one event loop to the servers of a topology, opened on
-    first use by ``open_channel(place)`` and kept by place."""
-
-    def __init__(self, router, open_channel):
-        self.router = router
-        self._open_channel = open_channel
-        self._channels: dict = {}
-
-    def _channel_at(self, place):
-        channel = self._channels.get(place)
-        if channel is None:
-            channel = self._channels[place] = self._open_channel(place)
-        return channel
-
-    def channels(self) -> list:
-        """The channels opened so far."""
-        return list(self._channels.values())
-
-
-class AsyncShardChannel(AsyncNodes):
-    """Runs each command on the shard its keys live on (asyncio; shards in parallel)."""
-
-    async def call(self, command):
-        parts, merge = self.router.split(command)
-        if len(parts) == 1:
-            shard, part = parts[0]
-            return merge([await self._channel_at(shard).call(part)])
-        return merge(await asyncio.gather(
-            *[self._channel_at(shard).call(part) for shard, part in parts]))
-
-    async def pipeline(self, commands):
-        per_shard, assemble = self.router.plan_pipeline(commands)
-        shards = list(per_shard)
-        replies = await asyncio.gather(
-            *[self._channel_at(shard).pipeline(per_shard[shard]) for shard in shards])
-        return assemble(dict(zip(shards, replies)))
 
 
 @bind_operations(sync_names=True, operations=ShardOperations)
@@ -162,7 +104,7 @@ class ShardClient(DefaultClient):
     def _node_channel(self, index):
         channel = self._channels[index]
         if channel is None:
-            channel = self._channels[index] = channel_for(self._client_at(index))
+            channel = self._channels[index] = channel_of(self._client_at(index))
         return channel
 
     def _channel(self, write):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django_valkey_fast.async_cache import channel as aio
+from django_valkey_fast import async_channel as aio
 from django_valkey_fast._api import CoroutineOperationMethods
 from django_valkey_fast.client.default import BaseClient
 from django_valkey_fast.plan_methods import bind_operations

@@ -8,118 +8,26 @@ failed-over node are followed (see ``django_valkey_fast.cluster``).
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from valkey.cluster import ValkeyCluster
-from valkey.exceptions import ConnectionError, TimeoutError
 
-from django_valkey_fast.async_cache import channel as aio
-from django_valkey_fast.channel import channel_for_pool
+from django_valkey_fast import async_channel as aio
+from django_valkey_fast.channel import channel_of_pool
 from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
-from django_valkey_fast.client.sharded import AsyncNodes, ShardOperations
-from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
+from django_valkey_fast.client.sharded import ShardOperations
+from django_valkey_fast.cluster import ClusterRouter
+from django_valkey_fast.routed_channel import AsyncClusterChannel, ClusterChannel
 
 if TYPE_CHECKING:
     from valkey.asyncio.lock import Lock as AsyncLock
     from valkey.lock import Lock
 
-__all__ = ["AsyncClusterChannel", "ClusterChannel", "DefaultClusterClient"]
-
-
-def _pipelines(step):
-    return step[1].items()
-
-
-class ClusterChannel:
-    """Runs commands on the nodes serving their slots (sync)."""
-
-    def __init__(self, router, node_channel):
-        self.router = router
-        self._node_channel = node_channel
-
-    def _drive(self, plan):
-        try:
-            step = next(plan)
-            while True:
-                if step[0] == "sleep":
-                    time.sleep(step[1])
-                    step = plan.send(None)
-                    continue
-                step = plan.send(self._run_everywhere(step))
-        except StopIteration as stop:
-            return stop.value
-
-    def _run_everywhere(self, step) -> dict:
-        """Each node's replies to its pipeline (or the error its connection met; the
-        plan decides what may be resent): every pipeline is written before any reply
-        is read, so the nodes work in parallel and the step costs one round trip."""
-        replies: dict = {}
-        sent = []
-        try:
-            for node, commands in _pipelines(step):
-                try:
-                    sent.append((node, self._node_channel(node).send_pipeline(commands)))
-                except (ConnectionError, TimeoutError) as error:
-                    replies[node] = error
-            for node, pipeline in sent:
-                try:
-                    replies[node] = pipeline.channel.receive_pipeline(pipeline)
-                except (ConnectionError, TimeoutError) as error:
-                    replies[node] = error
-        finally:
-            for _, pipeline in sent:
-                pipeline.abandon()  # (those left unread by an error raised above)
-        return replies
-
-    def call(self, command):
-        reply = self._drive(run_on_cluster(self.router, [command], False))
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    def pipeline(self, commands):
-        return self._drive(run_on_cluster(self.router, commands, True))
-
-
-class AsyncClusterChannel(AsyncNodes):
-    """Runs commands on the nodes serving their slots (asyncio; nodes in parallel)."""
-
-    _node_channel = AsyncNodes._channel_at
-
-    async def _drive(self, plan):
-        try:
-            step = next(plan)
-            while True:
-                if step[0] == "sleep":
-                    await asyncio.sleep(step[1])
-                    step = plan.send(None)
-                    continue
-                nodes = [node for node, _ in _pipelines(step)]
-                replies = await asyncio.gather(
-                    *[self._node_channel(node).pipeline(commands)
-                      for node, commands in _pipelines(step)], return_exceptions=True)
-                for reply in replies:
-                    if isinstance(reply, BaseException) and not isinstance(
-                            reply, (ConnectionError, TimeoutError)):
-                        raise reply
-                step = plan.send(dict(zip(nodes, replies)))
-        except StopIteration as stop:
-            return stop.value
-
-    async def call(self, command):
-        reply = await self._drive(run_on_cluster(self.router, [command], False))
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    async def pipeline(self, commands):
-        return await self._drive(run_on_cluster(self.router, commands, True))
+__all__ = ["DefaultClusterClient"]
 
 
 @bind_operations(sync_names=True, operations=ShardOperations)
@@ -280,7 +188,7 @@ class DefaultClusterClient(DefaultClient):
     def _sync_node(self, node):
         channel = self._node_channels.get(node)
         if channel is None:
-            channel = self._node_channels[node] = channel_for_pool(
+            channel = self._node_channels[node] = channel_of_pool(
                 self.connection_factory.node_pool(self._seed_pool, *node))
         return channel
 

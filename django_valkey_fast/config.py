@@ -1,0 +1,121 @@
+"""A cache configuration's parts, built once per process: the codec (SERIALIZER and
+COMPRESSOR), the key maker, the error policy (IGNORE_EXCEPTIONS), and the cache of
+what each configuration prepared (``prepared``), shared by backends and clients."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from django.conf import settings
+from django.core.cache.backends.base import default_key_func
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+from valkey.exceptions import ConnectionError, ResponseError, TimeoutError
+
+from django_valkey_fast._codec import (
+    COMPRESS_CUSTOM, COMPRESS_NONE, COMPRESS_STANDARD, Codec, KeyMaker,
+)
+from django_valkey_fast.compressors.base import BaseCompressor
+from django_valkey_fast.compressors.identity import IdentityCompressor
+from django_valkey_fast.exceptions import DecodeError, interrupted
+
+__all__ = ["SERVER_ERRORS", "ErrorPolicy", "build_codec", "build_key_maker", "prepared"]
+
+# django-valkey logs ignored errors to ``django_valkey.base``: the same module here.
+DEFAULT_LOGGER = "django_valkey_fast.base"
+DEFAULT_SERIALIZER = "django_valkey_fast.serializers.pickle.PickleSerializer"
+DEFAULT_COMPRESSOR = "django_valkey_fast.compressors.identity.IdentityCompressor"
+
+# Errors from the server or the socket: reported as ConnectionInterrupted, or
+# swallowed with IGNORE_EXCEPTIONS (django-valkey's list).
+SERVER_ERRORS = (ConnectionError, TimeoutError, ResponseError, socket.timeout)
+
+
+def _compression_mode(compressor) -> int:
+    compressor_type = type(compressor)
+    if (
+        isinstance(compressor, IdentityCompressor)
+        and compressor_type.compress is BaseCompressor.compress
+        and compressor_type.decompress is BaseCompressor.decompress
+        and compressor_type._compress is IdentityCompressor._compress
+    ):
+        return COMPRESS_NONE
+    if (
+        isinstance(compressor, BaseCompressor)
+        and compressor_type.compress is BaseCompressor.compress
+        and compressor_type.decompress is BaseCompressor.decompress
+    ):
+        return COMPRESS_STANDARD
+    return COMPRESS_CUSTOM
+
+
+def build_codec(options: dict) -> Codec:
+    """Return the codec for OPTIONS ``SERIALIZER`` and ``COMPRESSOR``."""
+    serializer = import_string(options.get("SERIALIZER", DEFAULT_SERIALIZER))(options=options)
+    compressor = import_string(options.get("COMPRESSOR", DEFAULT_COMPRESSOR))(options=options)
+    return Codec(
+        serializer,
+        compressor,
+        _compression_mode(compressor),
+        getattr(compressor, "min_length", 15),
+        getattr(compressor, "magic", None),
+    )
+
+
+def build_key_maker(backend) -> KeyMaker:
+    """Return the key maker for a backend's KEY_PREFIX, VERSION and KEY_FUNCTION."""
+    return KeyMaker(
+        backend.key_prefix,
+        backend.version,
+        backend.key_func,
+        backend.key_func is default_key_func,
+    )
+
+
+class ErrorPolicy:
+    """``IGNORE_EXCEPTIONS`` and its logging, per cache, with the global fallbacks."""
+
+    def __init__(self, options: dict):
+        self.ignore = options.get(
+            "IGNORE_EXCEPTIONS", getattr(settings, "DJANGO_VALKEY_IGNORE_EXCEPTIONS", False)
+        )
+        self.log = options.get(
+            "LOG_IGNORE_EXCEPTIONS",
+            getattr(settings, "DJANGO_VALKEY_LOG_IGNORED_EXCEPTIONS", False),
+        )
+        self.logger = logging.getLogger(getattr(settings, "DJANGO_VALKEY_LOGGER", DEFAULT_LOGGER))
+
+    def handle(self, error: Exception, fallback):
+        """Return ``fallback()`` if errors are ignored, else raise the error to report."""
+        if self.ignore:
+            if self.log:
+                self.logger.exception("Exception ignored")
+            return fallback()
+        if isinstance(error, DecodeError):
+            raise error
+        raise interrupted(error) from error
+
+
+# What a cache configuration builds (classes, codec, factory, routers) depends only on
+# its params and on settings: build it once per process. Django may create a backend
+# per request context under ASGI, so construction must stay cheap.
+_prepared: dict = {}
+
+
+def prepared(kind, params: dict, build):
+    """Return ``build()`` for this ``kind`` and ``params``, built once per process.
+
+    Forgotten whenever Django signals a settings change (``override_settings``)."""
+    key = (kind, repr(params))
+    found = _prepared.get(key)
+    if found is None:  # (built outside an except block: no KeyError chained to its errors)
+        found = _prepared.setdefault(key, build())
+    return found
+
+
+def _forget_prepared(**kwargs):
+    _prepared.clear()
+
+
+setting_changed.connect(_forget_prepared, weak=False)
