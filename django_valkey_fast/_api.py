@@ -32,7 +32,15 @@ class AsyncOperationMethods:
     """The native coroutine of every operation (``aget``...), on every client."""
 
     if TYPE_CHECKING:
-        async def _adelete_keys(self, nkeys: list, *, client: Any = None) -> int: ...
+        async def _adelete_pattern(
+            self,
+            pattern: str,
+            version: int | None,
+            prefix: str | None,
+            itersize: int | None,
+            *,
+            client: Any = None,
+        ) -> int: ...
         async def _ascan_page(
             self,
             pattern: str,
@@ -390,7 +398,15 @@ class SyncOperationMethods:
     """The blocking method of every operation (``get``...), on the sync clients."""
 
     if TYPE_CHECKING:
-        def _delete_keys(self, nkeys: list, *, client: Any = None) -> int: ...
+        def _delete_pattern(
+            self,
+            pattern: str,
+            version: int | None,
+            prefix: str | None,
+            itersize: int | None,
+            *,
+            client: Any = None,
+        ) -> int: ...
         def _scan_page(
             self,
             pattern: str,
@@ -730,7 +746,15 @@ class CoroutineOperationMethods:
     """Every operation as a coroutine under its plain name (django-valkey's async clients)."""
 
     if TYPE_CHECKING:
-        async def _delete_keys(self, nkeys: list, *, client: Any = None) -> int: ...
+        async def _delete_pattern(
+            self,
+            pattern: str,
+            version: int | None,
+            prefix: str | None,
+            itersize: int | None,
+            *,
+            client: Any = None,
+        ) -> int: ...
         async def _scan_page(
             self,
             pattern: str,

@@ -8,7 +8,11 @@ that exception is most of what driving a one-command plan costs.
 
 from cpython.ref cimport PyObject, Py_XDECREF
 
+import time
+
 from valkey.exceptions import ResponseError
+
+from django_valkey_fast.operations import Pause
 
 __all__ = ["run_plan"]
 
@@ -38,8 +42,13 @@ cpdef object run_plan(object plan, object channel):
         try:
             if type(command) is tuple:
                 reply = channel.call(command)
-            else:
+            elif type(command) is list:
                 reply = channel.pipeline(command)
+            elif type(command) is Pause:
+                time.sleep(command)
+                reply = None
+            else:
+                reply = channel.fanout(command)
         except ResponseError as error:
             try:
                 command = plan.throw(error)

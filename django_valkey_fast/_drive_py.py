@@ -1,11 +1,16 @@
 """The sync plan driver, pure-Python implementation (twin of ``_drive_c.pyx``).
 
 An operation's plan (a generator, see :mod:`django_valkey_fast.operations`) yields a
-command (a tuple) or a pipeline (a list of tuples), is sent the reply and returns
+command (a tuple), a pipeline (a list of tuples), a ``Fanout`` (a pipeline per
+server: the channel's ``fanout``) or a ``Pause``; it is sent the reply and returns
 the operation's answer; an error reply is thrown into it at its ``yield``.
 """
 
+import time
+
 from valkey.exceptions import ResponseError
+
+from django_valkey_fast.operations import Pause
 
 __all__ = ["run_plan"]
 
@@ -18,8 +23,13 @@ def run_plan(plan, channel):
             try:
                 if type(command) is tuple:
                     reply = channel.call(command)
-                else:
+                elif type(command) is list:
                     reply = channel.pipeline(command)
+                elif type(command) is Pause:
+                    time.sleep(command)
+                    reply = None
+                else:
+                    reply = channel.fanout(command)
             except ResponseError as error:
                 command = plan.throw(error)
             else:

@@ -3,8 +3,8 @@
 ``ClusterRouter`` knows which node serves each of the 16384 slots (from
 ``CLUSTER SLOTS``) and splits commands by slot the way ``ShardRouter`` splits them by
 server (multi-key commands per slot, one pipeline per node; KEYS/SCAN/FLUSHDB on every
-primary). ``run_on_cluster`` is a plan the sync and the async cluster channels drive:
-it yields ``("run", {node: [commands]})`` and ``("sleep", seconds)`` steps, follows
+primary). ``run_on_cluster`` is a plan the sync and the async cluster channels drive
+with the plan drivers: it yields ``Fanout`` and ``Pause`` steps, follows
 MOVED and ASK redirections (ASK per command, with ASKING), and after a node fails
 refreshes the slot map from any node that answers, until the cluster has failed
 over, without ever running a part of a write twice.
@@ -17,6 +17,7 @@ from valkey.exceptions import (
 )
 
 from django_valkey_fast._slots import SLOTS, key_slot
+from django_valkey_fast.operations import Fanout, Pause
 from django_valkey_fast.retry import may_resend
 from django_valkey_fast.sharding import Router
 
@@ -98,7 +99,7 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
     is sent again only when it provably did not run (MOVED, ASK, TRYAGAIN and
     CLUSTERDOWN replies; a node that was never reached) or only reads. So when one
     node fails, the parts that other nodes already ran are kept, not run again; a
-    written write whose node failed raises. The ``run`` step's answer maps each node
+    written write whose node failed raises. The ``Fanout`` step's answer maps each node
     to its replies, or to the ``ConnectionError``/``TimeoutError`` its connection met.
     """
     if not router.ready:
@@ -111,15 +112,15 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
     error: BaseException | None = None
     for attempt in range(ATTEMPTS):
         if error is not None:
-            yield ("sleep", 0.1 * (attempt + 1))
+            yield Pause(0.1 * (attempt + 1))
             yield from _refresh(router)
         try:
             per_node = _group(router, todo, asking)
         except ClusterDownError as down:
             error = down
             continue
-        results = yield ("run", {node: [command for _, command in entries]
-                                 for node, entries in per_node.items()})
+        results = yield Fanout({node: [command for _, command in entries]
+                                for node, entries in per_node.items()})
         error, asking = None, {}
         for node, entries in per_node.items():
             replies = results[node]
@@ -165,7 +166,7 @@ def _refresh(router: ClusterRouter):
     """Plan: load the slot map from the first node that answers."""
     last = None
     for node in router.candidates():
-        replies = yield ("run", {node: [("CLUSTER", "SLOTS")]})
+        replies = yield Fanout({node: [("CLUSTER", "SLOTS")]})
         reply = replies[node]
         if not isinstance(reply, BaseException):
             reply = reply[0]

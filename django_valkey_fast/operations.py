@@ -3,7 +3,9 @@
 Every operation is a generator function (the sans-IO pattern of h11/wsproto): it
 yields the command to run (a tuple of arguments) or a pipeline (a list of such
 tuples), receives the reply, and returns the operation's answer. An error reply from
-the server is thrown into the generator at its ``yield``. The sync client drives
+the server is thrown into the generator at its ``yield``. Plans over several servers
+(the cluster plan) also yield a :class:`Fanout` (a pipeline per server, replies per
+server) and a :class:`Pause`; one driver per I/O model runs every kind of step. The sync client drives
 these generators with a blocking channel; the async client drives the very same
 generators with an asyncio one. Nothing here knows which.
 
@@ -31,15 +33,32 @@ if TYPE_CHECKING:
     from django_valkey_fast._codec import KeyMaker
 
 __all__ = [
-    "Command", "Duration", "Operations", "Plan", "PlanHost", "SCRIPT_INCR", "Script", "SCRIPT_INCR_OR_CREATE",
-    "Timeout", "When", "operation", "seconds_number",
+    "Command", "Duration", "Fanout", "Operations", "Pause", "Plan", "PlanHost", "SCRIPT_INCR", "Script", "SCRIPT_INCR_OR_CREATE",
+    "Timeout", "When", "operation", "primary_search", "seconds_number",
 ]
+
+class Fanout(dict):
+    """A plan step: ``{server: [commands]}``, one pipeline per server, all written before
+    any reply is read (the servers work in parallel). The plan is sent
+    ``{server: [replies]}``, error replies among them as values; a server whose
+    connection failed maps to that ``ConnectionError``/``TimeoutError`` instead, for
+    the plan to decide what may be sent again."""
+
+    __slots__ = ()
+
+
+class Pause(float):
+    """A plan step: wait this many seconds (``time.sleep`` or ``asyncio.sleep``), then
+    the plan is sent None."""
+
+    __slots__ = ()
+
 
 T = TypeVar("T")
 # One command: its arguments (name first). A plan yields one, or a list (a pipeline).
 Command = tuple
 # An operation's plan: yields commands, is sent their replies, returns the answer ``T``.
-Plan = Generator[Union[Command, list], Any, T]
+Plan = Generator[Union[Command, list, Fanout, Pause], Any, T]
 # A Django timeout: seconds (int, float, Decimal, a numeric string), None for never,
 # or DEFAULT_TIMEOUT.
 Timeout = Any
@@ -47,6 +66,21 @@ Timeout = Any
 When = Union[datetime.datetime, int, float]
 # A duration for ``expire``/``pexpire``: a timedelta or a number.
 Duration = Union[datetime.timedelta, int, float]
+
+
+def primary_search(servers: int) -> Plan[int | None]:
+    """Plan: ask servers ``1..servers-1`` of LOCATION their ROLE at once (after a write
+    met READONLY: a failover made one of them the primary); return the index of the
+    first that is a primary, or None. Servers that fail to answer are passed over."""
+    replies = yield Fanout({index: [("ROLE",)] for index in range(1, servers)})
+    for index in range(1, servers):
+        reply = replies[index]
+        if isinstance(reply, BaseException) or isinstance(reply[0], BaseException):
+            continue
+        role = reply[0]
+        if role and role[0] in (b"master", "master"):
+            return index
+    return None
 
 
 def operation(write: bool, fallback: Any = None) -> Any:
@@ -160,6 +194,7 @@ class PlanHost:
     default_timeout: float | None
     _clear_scope: str
     _keys: KeyMaker
+    _scan_itersize: int  # DJANGO_VALKEY_SCAN_ITERSIZE
 
     if TYPE_CHECKING:
         def make_key(self, key: Any, version: int | None = None,
@@ -484,10 +519,19 @@ class Operations(PlanHost):
         return int(cursor), keys
 
     @operation(write=True, fallback=0)
-    def _delete_keys(self, nkeys: list) -> Plan[int]:
-        if not nkeys:
-            return 0
-        return (yield ("UNLINK", *nkeys))  # DEL's answer; the memory is freed in the background
+    def _delete_pattern(self, pattern: str, version: int | None, prefix: str | None,
+                        itersize: int | None) -> Plan[int]:
+        """Delete the keys matching ``pattern`` (SCAN on the primary, an UNLINK per
+        page); return the count. The clients' ``delete_pattern``/``adelete_pattern``."""
+        pattern = self.make_pattern(pattern, version=version, prefix=prefix)
+        scan: Command = ("MATCH", pattern, "COUNT", itersize or self._scan_itersize)
+        cursor, deleted = 0, 0
+        while True:
+            cursor, keys = yield ("SCAN", cursor, *scan)
+            if keys:
+                deleted += yield ("UNLINK", *keys)
+            if not int(cursor):
+                return deleted
 
     # -- hashes (the field is a cache key; the hash name is used as given) --------
 

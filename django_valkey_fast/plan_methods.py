@@ -10,6 +10,8 @@ decide that.
 
 from __future__ import annotations
 
+import asyncio
+
 from valkey.exceptions import ReadOnlyError, ResponseError
 
 from django_valkey_fast._drive import run_plan
@@ -17,21 +19,27 @@ from django_valkey_fast import async_channel as aio
 from django_valkey_fast.config import SERVER_ERRORS
 from django_valkey_fast.channel import channel_of
 from django_valkey_fast.exceptions import DecodeError
-from django_valkey_fast.operations import Operations
+from django_valkey_fast.operations import Operations, Pause
 
 __all__ = ["arun_plan", "bind_operations", "run_plan"]
 
 
 async def arun_plan(plan, channel):
-    """Drive an operation's plan to its answer on an asyncio channel."""
+    """Drive an operation's plan to its answer on an asyncio channel (the twin of
+    ``run_plan``: the same steps, awaited)."""
     try:
         command = next(plan)
         while True:
             try:
                 if type(command) is tuple:
                     reply = await channel.call(command)
-                else:
+                elif type(command) is list:
                     reply = await channel.pipeline(command)
+                elif type(command) is Pause:
+                    await asyncio.sleep(command)
+                    reply = None
+                else:
+                    reply = await channel.fanout(command)
             except ResponseError as error:
                 command = plan.throw(error)
             else:

@@ -12,44 +12,29 @@ address), so they sit between the plans and the wire and call only downward.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from valkey.exceptions import ConnectionError, TimeoutError
 
+from django_valkey_fast._drive import run_plan
 from django_valkey_fast.cluster import run_on_cluster
-from django_valkey_fast.sharding import Router
+from django_valkey_fast.plan_methods import arun_plan
 
 __all__ = ["AsyncClusterChannel", "AsyncNodes", "AsyncShardChannel", "ClusterChannel",
-           "ShardChannel"]
-
-
-class ShardChannel:
-    """Runs each command on the shard its keys live on (sync)."""
-
-    def __init__(self, router: Router, channel_at):
-        self.router = router
-        self._channel_at = channel_at
-
-    def call(self, command):
-        parts, merge = self.router.split(command)
-        return merge([self._channel_at(shard).call(part) for shard, part in parts])
-
-    def pipeline(self, commands):
-        per_shard, assemble = self.router.plan_pipeline(commands)
-        return assemble({shard: self._channel_at(shard).pipeline(shard_commands)
-                         for shard, shard_commands in per_shard.items()})
+           "ShardChannel", "SyncNodes"]
 
 
 class AsyncNodes:
     """The asyncio channels of one event loop to the servers of a topology, opened on
-    first use by ``open_channel(place)`` and kept by place."""
+    first use by ``open_channel(place)`` and kept by place; runs ``Fanout`` steps on
+    them."""
 
     def __init__(self, router, open_channel):
         self.router = router
         self._open_channel = open_channel
         self._channels: dict = {}
 
-    def _channel_at(self, place):
+    def channel_at(self, place):
+        """The channel to the server at ``place`` (opened on first use)."""
         channel = self._channels.get(place)
         if channel is None:
             channel = self._channels[place] = self._open_channel(place)
@@ -59,6 +44,18 @@ class AsyncNodes:
         """The channels opened so far."""
         return list(self._channels.values())
 
+    async def fanout(self, per_node) -> dict:
+        """Each node's replies to its pipeline, or the error its connection met."""
+        nodes = list(per_node)
+        replies = await asyncio.gather(
+            *[self.channel_at(node).pipeline(per_node[node]) for node in nodes],
+            return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException) and not isinstance(
+                    reply, (ConnectionError, TimeoutError)):
+                raise reply
+        return dict(zip(nodes, replies))
+
 
 class AsyncShardChannel(AsyncNodes):
     """Runs each command on the shard its keys live on (asyncio; shards in parallel)."""
@@ -67,49 +64,38 @@ class AsyncShardChannel(AsyncNodes):
         parts, merge = self.router.split(command)
         if len(parts) == 1:
             shard, part = parts[0]
-            return merge([await self._channel_at(shard).call(part)])
+            return merge([await self.channel_at(shard).call(part)])
         return merge(await asyncio.gather(
-            *[self._channel_at(shard).call(part) for shard, part in parts]))
+            *[self.channel_at(shard).call(part) for shard, part in parts]))
 
     async def pipeline(self, commands):
         per_shard, assemble = self.router.plan_pipeline(commands)
         shards = list(per_shard)
         replies = await asyncio.gather(
-            *[self._channel_at(shard).pipeline(per_shard[shard]) for shard in shards])
+            *[self.channel_at(shard).pipeline(per_shard[shard]) for shard in shards])
         return assemble(dict(zip(shards, replies)))
 
 
-def _pipelines(step):
-    return step[1].items()
-
-
-class ClusterChannel:
-    """Runs commands on the nodes serving their slots (sync)."""
+class SyncNodes:
+    """The sync channels to the servers of a topology, found by ``node_channel(place)``;
+    runs ``Fanout`` steps on them."""
 
     def __init__(self, router, node_channel):
         self.router = router
         self._node_channel = node_channel
 
-    def _drive(self, plan):
-        try:
-            step = next(plan)
-            while True:
-                if step[0] == "sleep":
-                    time.sleep(step[1])
-                    step = plan.send(None)
-                    continue
-                step = plan.send(self._run_everywhere(step))
-        except StopIteration as stop:
-            return stop.value
+    def channel_at(self, place):
+        """The channel to the server at ``place``."""
+        return self._node_channel(place)
 
-    def _run_everywhere(self, step) -> dict:
+    def fanout(self, per_node) -> dict:
         """Each node's replies to its pipeline (or the error its connection met; the
         plan decides what may be resent): every pipeline is written before any reply
         is read, so the nodes work in parallel and the step costs one round trip."""
         replies: dict = {}
         sent = []
         try:
-            for node, commands in _pipelines(step):
+            for node, commands in per_node.items():
                 try:
                     sent.append((node, self._node_channel(node).send_pipeline(commands)))
                 except (ConnectionError, TimeoutError) as error:
@@ -124,46 +110,46 @@ class ClusterChannel:
                 pipeline.abandon()  # (those left unread by an error raised above)
         return replies
 
+class ShardChannel(SyncNodes):
+    """Runs each command on the shard its keys live on (sync)."""
+
     def call(self, command):
-        reply = self._drive(run_on_cluster(self.router, [command], False))
+        parts, merge = self.router.split(command)
+        return merge([self._node_channel(shard).call(part) for shard, part in parts])
+
+    def pipeline(self, commands):
+        per_shard, assemble = self.router.plan_pipeline(commands)
+        return assemble({shard: self._node_channel(shard).pipeline(shard_commands)
+                         for shard, shard_commands in per_shard.items()})
+
+
+class ClusterChannel(SyncNodes):
+    """Runs commands on the nodes serving their slots (sync): the cluster plan, driven
+    by ``run_plan``, whose ``Fanout`` steps this channel runs."""
+
+    def call(self, command):
+        """Run one command on the cluster; an error reply is raised."""
+        reply = run_plan(run_on_cluster(self.router, [command], False), self)
         if isinstance(reply, Exception):
             raise reply
         return reply
 
     def pipeline(self, commands):
-        return self._drive(run_on_cluster(self.router, commands, True))
+        """Run commands on the cluster; their replies, error replies as values."""
+        return run_plan(run_on_cluster(self.router, commands, True), self)
 
 
 class AsyncClusterChannel(AsyncNodes):
-    """Runs commands on the nodes serving their slots (asyncio; nodes in parallel)."""
-
-    _node_channel = AsyncNodes._channel_at
-
-    async def _drive(self, plan):
-        try:
-            step = next(plan)
-            while True:
-                if step[0] == "sleep":
-                    await asyncio.sleep(step[1])
-                    step = plan.send(None)
-                    continue
-                nodes = [node for node, _ in _pipelines(step)]
-                replies = await asyncio.gather(
-                    *[self._node_channel(node).pipeline(commands)
-                      for node, commands in _pipelines(step)], return_exceptions=True)
-                for reply in replies:
-                    if isinstance(reply, BaseException) and not isinstance(
-                            reply, (ConnectionError, TimeoutError)):
-                        raise reply
-                step = plan.send(dict(zip(nodes, replies)))
-        except StopIteration as stop:
-            return stop.value
+    """Runs commands on the nodes serving their slots (asyncio; nodes in parallel):
+    the cluster plan, driven by ``arun_plan``, whose ``Fanout`` steps this channel runs."""
 
     async def call(self, command):
-        reply = await self._drive(run_on_cluster(self.router, [command], False))
+        """Run one command on the cluster; an error reply is raised."""
+        reply = await arun_plan(run_on_cluster(self.router, [command], False), self)
         if isinstance(reply, Exception):
             raise reply
         return reply
 
     async def pipeline(self, commands):
-        return await self._drive(run_on_cluster(self.router, commands, True))
+        """Run commands on the cluster; their replies, error replies as values."""
+        return await arun_plan(run_on_cluster(self.router, commands, True), self)

@@ -11,6 +11,7 @@ from valkey.exceptions import AskError, ConnectionError, MovedError, TimeoutErro
 from django_valkey_fast._slots import key_slot
 from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
 from django_valkey_fast.exceptions import CommandNotSent
+from django_valkey_fast.operations import Pause
 
 A, B, C = ("127.0.0.1", 7000), ("127.0.0.1", 7001), ("127.0.0.1", 7002)
 SLOTS = [[0, 5460, [b"127.0.0.1", 7000]], [5461, 10922, [b"127.0.0.1", 7001]],
@@ -47,11 +48,11 @@ class Cluster:
         try:
             step = next(plan)
             while True:
-                if step[0] == "sleep":
+                if isinstance(step, Pause):
                     step = plan.send(None)
                     continue
                 results = {}
-                for node, commands in step[1].items():
+                for node, commands in step.items():
                     if self.fail.get(node):
                         error = self.fail[node].pop(0)
                         if not isinstance(error, CommandNotSent):
@@ -125,7 +126,7 @@ def test_moved_and_ask_are_followed_per_command():
             try:
                 while True:
                     results = {}
-                    for node, sent in step[1].items():
+                    for node, sent in step.items():
                         self.ran.extend((node, command) for command in sent)
                         if first:
                             results[node] = [moved if command == commands[0] else
@@ -186,12 +187,12 @@ def test_tryagain_and_clusterdown_resend_only_the_refused_part():
         step, refused = next(plan), False
         try:
             while True:
-                steps.append(step[0])
-                if step[0] == "sleep":
+                steps.append(type(step))
+                if isinstance(step, Pause):
                     step = plan.send(None)
                     continue
                 results = {}
-                for node, sent in step[1].items():
+                for node, sent in step.items():
                     if sent == [("CLUSTER", "SLOTS")]:
                         results[node] = [SLOTS]
                         continue
@@ -204,7 +205,7 @@ def test_tryagain_and_clusterdown_resend_only_the_refused_part():
             assert stop.value == [b"OK"] * 3
         assert sorted(ran) == sorted([(A, commands[0]), (B, commands[1]), (B, commands[1]),
                                       (C, commands[2])])
-        assert "sleep" in steps  # (a pause before the retry, not a hot loop)
+        assert Pause in steps  # (a pause before the retry, not a hot loop)
 
 
 def test_a_slot_served_by_no_node_raises_clusterdown_after_the_attempts():
@@ -220,12 +221,12 @@ def test_a_slot_served_by_no_node_raises_clusterdown_after_the_attempts():
     with pytest.raises(ClusterDownError):
         step = next(plan)
         while True:
-            if step[0] == "sleep":
+            if isinstance(step, Pause):
                 step = plan.send(None)
                 continue
-            assert list(step[1].values()) == [[("CLUSTER", "SLOTS")]]
+            assert list(step.values()) == [[("CLUSTER", "SLOTS")]]
             sent.append(step)
-            step = plan.send({node: [holed] for node in step[1]})
+            step = plan.send({node: [holed] for node in step})
     assert len(sent) > 1
 
 

@@ -23,7 +23,7 @@ class Replies:
             raise answer
         return answer
 
-    call = pipeline = _answer
+    call = pipeline = fanout = _answer
 
 
 def test_a_plan_is_sent_each_reply_and_its_answer_returned(impl):
@@ -35,6 +35,40 @@ def test_a_plan_is_sent_each_reply_and_its_answer_returned(impl):
     channel = Replies(b"1", [b"2", b"3"])
     assert impl.drive.run_plan(plan(), channel) == (b"1", [b"2", b"3"])
     assert channel.steps == [("GET", "a"), [("GET", "b"), ("GET", "c")]]
+
+
+def test_fanout_and_pause_steps(impl, monkeypatch):
+    """A plan over several servers yields a Fanout (the channel's ``fanout`` runs it:
+    replies by server) and a Pause (the driver sleeps; the plan is sent None). The
+    same plans run on the asyncio driver, which awaits the same steps."""
+    import asyncio
+
+    from django_valkey_fast.operations import Fanout, Pause
+    from django_valkey_fast.plan_methods import arun_plan
+
+    slept = []
+    monkeypatch.setattr("time.sleep", slept.append)
+
+    def plan():
+        first = yield Fanout({"a": [("GET", "x")], "b": [("GET", "y")]})
+        paused = yield Pause(0.25)
+        return first, paused
+
+    channel = Replies({"a": [b"1"], "b": [b"2"]})
+    assert impl.drive.run_plan(plan(), channel) == ({"a": [b"1"], "b": [b"2"]}, None)
+    assert slept == [0.25] and type(channel.steps[0]) is Fanout
+
+    class AsyncReplies(Replies):
+        async def fanout(self, step):
+            return self._answer(step)
+
+    async def sleep(seconds):
+        slept.append(("async", seconds))
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    channel = AsyncReplies({"a": [b"3"], "b": [b"4"]})
+    answer = asyncio.run(arun_plan(plan(), channel))
+    assert answer == ({"a": [b"3"], "b": [b"4"]}, None) and slept[-1] == ("async", 0.25)
 
 
 def test_a_plan_that_runs_nothing_returns_at_once(impl):
@@ -134,3 +168,26 @@ def test_driving_keeps_no_reference_to_replies_or_answers(impl):
     for _ in range(1000):
         assert impl.drive.run_plan(plan(), Replies(reply)) is answer
     assert (sys.getrefcount(reply), sys.getrefcount(answer)) == before
+
+
+def test_primary_search_asks_every_other_server_at_once_and_takes_the_first_primary():
+    """The primary search after a READONLY reply, sans-IO: one Fanout of ROLE to every
+    LOCATION server but the first; servers whose connection failed or that answered
+    with an error are passed over; the first primary in LOCATION order wins."""
+    from valkey.exceptions import ConnectionError
+
+    from django_valkey_fast.operations import Fanout, primary_search
+
+    plan = primary_search(5)
+    step = next(plan)
+    assert type(step) is Fanout and step == {i: [("ROLE",)] for i in (1, 2, 3, 4)}
+    with pytest.raises(StopIteration) as stop:
+        plan.send({1: ConnectionError("down"), 2: [ResponseError("NOPERM")],
+                   3: [[b"slave", b"127.0.0.1", 6379, b"connected", 10]],
+                   4: [[b"master", 12, []]]})
+    assert stop.value.value == 4
+    plan = primary_search(3)
+    next(plan)
+    with pytest.raises(StopIteration) as stop:
+        plan.send({1: [[b"slave"]], 2: TimeoutError("slow")})
+    assert stop.value.value is None

@@ -28,8 +28,10 @@ from django_valkey_fast.client.servers import Servers
 from django_valkey_fast.commands.hash import HashCommands
 from django_valkey_fast.exceptions import interrupted
 from django_valkey_fast._api import AsyncOperationMethods, SyncOperationMethods
-from django_valkey_fast.operations import PlanHost
-from django_valkey_fast.plan_methods import bind_operations
+from django_valkey_fast._drive import run_plan
+from django_valkey_fast.operations import PlanHost, primary_search
+from django_valkey_fast.plan_methods import arun_plan, bind_operations
+from django_valkey_fast.routed_channel import AsyncNodes, SyncNodes
 from django_valkey_fast.compressors.identity import IdentityCompressor
 
 if TYPE_CHECKING:
@@ -54,11 +56,6 @@ def _sentinel_managed_client(sentinel: dict, params: dict):
     if sentinel["primary"]:
         return manager.master_for(sentinel["service"])
     return manager.slave_for(sentinel["service"])
-
-
-def _is_primary(role) -> bool:
-    """Whether a ROLE reply comes from a primary."""
-    return bool(role) and role[0] in (b"master", "master")
 
 
 class ClientConfig(NamedTuple):
@@ -221,16 +218,16 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         if not self.LOCATION_IS_PRIMARY_AND_REPLICAS:
             return False
         loop = asyncio.get_running_loop()
-        for index, url in list(enumerate(self._server))[1:]:
-            try:
-                channel = aio.channel_for(self._connection_params(index), loop)
-                role = await channel.call(("ROLE",))
-            except SERVER_ERRORS:
-                continue
-            if _is_primary(role):
-                self._servers.make_primary(url)
-                return True
-        return False
+        nodes = AsyncNodes(None, lambda index: aio.channel_for(
+            self._connection_params(index), loop))
+        return self._primary_found(await arun_plan(primary_search(len(self._server)), nodes))
+
+    def _primary_found(self, index: int | None) -> bool:
+        """Make server ``index`` (found by ``primary_search``) the primary, if any."""
+        if index is None:
+            return False
+        self._servers.make_primary(self._server[index])
+        return True
 
     def _close_requested(self) -> bool:
         return self._close_connection
@@ -309,14 +306,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
                               prefix: str | None = None, client: Any = None,
                               itersize: int | None = None) -> int:
         """Delete the keys matching ``pattern``; return the count."""
-        pattern = self.make_pattern(pattern, version=version, prefix=prefix)
-        itersize = itersize or self._scan_itersize
-        cursor, deleted = 0, 0
-        while True:
-            cursor, keys = await self._ascan_page(pattern, cursor, itersize, client=client)
-            deleted += await self._adelete_keys(keys, client=client)
-            if not cursor:
-                return deleted
+        return await self._adelete_pattern(pattern, version, prefix, itersize, client=client)
 
     async def asscan_iter(self, key: Any, match: Any = None, count: int | None = 10,
                           version: int | None = None,
@@ -381,15 +371,8 @@ class DefaultClient(SyncOperationMethods, BaseClient):
         """Ask the LOCATION servers their ROLE; make the primary the write server."""
         if not self.LOCATION_IS_PRIMARY_AND_REPLICAS:
             return False
-        for index, url in list(enumerate(self._server))[1:]:
-            try:
-                role = channel_of(self._client_at(index)).call(("ROLE",))
-            except SERVER_ERRORS:
-                continue
-            if _is_primary(role):
-                self._servers.make_primary(url)
-                return True
-        return False
+        nodes = SyncNodes(None, lambda index: channel_of(self._client_at(index)))
+        return self._primary_found(run_plan(primary_search(len(self._server)), nodes))
 
     def disconnect(self, index: int = 0, client: Any = None) -> None:
         """Close the connections of server ``index`` (or of ``client``)."""
@@ -441,15 +424,8 @@ class DefaultClient(SyncOperationMethods, BaseClient):
     def delete_pattern(self, pattern: str, version: int | None = None,
                        prefix: str | None = None, client: Any = None,
                        itersize: int | None = None) -> int:
-        """Delete the keys matching ``pattern`` (SCAN, a DEL per page); return the count."""
-        pattern = self.make_pattern(pattern, version=version, prefix=prefix)
-        itersize = itersize or self._scan_itersize
-        cursor, deleted = 0, 0
-        while True:
-            cursor, keys = self._scan_page(pattern, cursor, itersize, client=client)
-            deleted += self._delete_keys(keys, client=client)
-            if not cursor:
-                return deleted
+        """Delete the keys matching ``pattern`` (SCAN, an UNLINK per page); return the count."""
+        return self._delete_pattern(pattern, version, prefix, itersize, client=client)
 
     def sscan_iter(self, key: Any, match: Any = None, count: int | None = 10,
                    version: int | None = None, client: Any = None) -> Iterator[Any]:

@@ -95,7 +95,7 @@ class ShardClient(DefaultClient):
         """A valkey-py asyncio ``Lock`` on the server holding ``key``."""
         if client is None:
             shard = self._router.shard_for(self._key(key, version))
-            client = self._async_client_of(self._achannel(True)._channel_at(shard))
+            client = self._async_client_of(self._achannel(True).channel_at(shard))
         return self._lock(client, key, version, timeout, sleep, blocking, blocking_timeout,
                           lock_class, thread_local)
 

@@ -140,7 +140,7 @@ class DefaultClusterClient(DefaultClient):
         view = copy.copy(self)
         view._cluster_channel = ClusterChannel(view_router, self._sync_node)
         view._aio = aio.PerLoop(lambda loop: AsyncClusterChannel(
-            view_router, self._aio.get()._channel_at))  # the node channels are shared
+            view_router, self._aio.get().channel_at))  # the node channels are shared
         return view
 
     def keys(self, search: str = "*", version: int | None = None, client: Any = None,
@@ -219,7 +219,7 @@ class DefaultClusterClient(DefaultClient):
             if not self._router.ready:
                 await channel.call(("PING",))
             slot = self._router.shard_for(self._key(key, version))
-            client = self._async_client_of(channel._node_channel(self._router.node_of(slot)))
+            client = self._async_client_of(channel.channel_at(self._router.node_of(slot)))
         return self._lock(client, key, version, timeout, sleep, blocking, blocking_timeout,
                           lock_class, thread_local)
 
