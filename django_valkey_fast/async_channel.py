@@ -380,8 +380,16 @@ class AsyncChannel:
         finally:
             self._connecting = None
 
-    async def _send(self, packed: bytes, replies: int, pipeline: bool, commands):
-        for attempt in (0, 1):
+    def open_connection(self) -> RespConnection | None:
+        """The connection if it is open (a command can be sent on it now), else None."""
+        connection = self._connection
+        if connection is None or connection.closed:
+            return None
+        return connection
+
+    async def _send(self, packed: bytes, replies: int, pipeline: bool, commands,
+                    attempts=(0, 1)):
+        for attempt in attempts:
             connection = self._connection
             if connection is None or connection.closed:
                 connection = await self.connection()
@@ -406,6 +414,21 @@ class AsyncChannel:
     async def call(self, args):
         """Run one command; return its reply (an error reply is raised)."""
         reply = await self._send(self.pack_command(args), 1, False, (args,))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def call_again(self, args, connection: RespConnection, outcome: Exception):
+        """The rest of ``call`` for a command whose first attempt a driver sent itself
+        on ``connection`` (``connection.send(pack_command(args), 1)``) and which ended
+        in ``outcome``: a ``ConnectionError`` raised, or an error reply. The same rules
+        as ``call``: resent once only if it provably did not run (or only reads); a
+        READONLY refusal reconnects and retries once; any other error reply is raised."""
+        if isinstance(outcome, ReadOnlyError):
+            connection.close()
+        elif not isinstance(outcome, ConnectionError) or not may_resend(outcome, (args,)):
+            raise outcome
+        reply = await self._send(self.pack_command(args), 1, False, (args,), attempts=(1,))
         if isinstance(reply, Exception):
             raise reply
         return reply

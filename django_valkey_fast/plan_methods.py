@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from valkey.exceptions import ReadOnlyError, ResponseError
+from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError
 
 from django_valkey_fast._drive import run_plan
 from django_valkey_fast import async_channel as aio
@@ -26,13 +26,30 @@ __all__ = ["arun_plan", "bind_operations", "run_plan"]
 
 async def arun_plan(plan, channel):
     """Drive an operation's plan to its answer on an asyncio channel (the twin of
-    ``run_plan``: the same steps, awaited)."""
+    ``run_plan``: the same steps, awaited).
+
+    A command on an open connection is sent from here and its reply awaited here
+    (``channel.call`` would add two coroutines per command); anything but a plain
+    reply goes to ``channel.call_again``, which holds the resend rules.
+
+    Not compiled: as a Cython coroutine it measured slower than CPython 3.11's own
+    frames (6.01 against 5.85 us of CPU per ``aget`` at 50 in flight)."""
     try:
         command = next(plan)
         while True:
             try:
                 if type(command) is tuple:
-                    reply = await channel.call(command)
+                    connection = channel.open_connection()
+                    if connection is None:
+                        reply = await channel.call(command)
+                    else:
+                        try:
+                            reply = await connection.send(channel.pack_command(command), 1)
+                        except ConnectionError as error:
+                            reply = await channel.call_again(command, connection, error)
+                        else:
+                            if isinstance(reply, Exception):
+                                reply = await channel.call_again(command, connection, reply)
                 elif type(command) is list:
                     reply = await channel.pipeline(command)
                 elif type(command) is Pause:

@@ -59,6 +59,9 @@ def test_fanout_and_pause_steps(impl, monkeypatch):
     assert slept == [0.25] and type(channel.steps[0]) is Fanout
 
     class AsyncReplies(Replies):
+        def open_connection(self):
+            return None
+
         async def fanout(self, step):
             return self._answer(step)
 
