@@ -119,16 +119,27 @@ class BaseValkeyCache(Generic[Client, Backend]):
         config = prepared(
             (type(self), "backend", server if isinstance(server, str) else tuple(server)),
             params, lambda: self._prepare(server, params))
-        # What Django's BaseCache.__init__ and this class make of the settings, made
-        # once per configuration: a backend built per request copies it in one step
-        # (a subclass may have set attributes of its own before calling this).
-        if self.__dict__:
-            self.__dict__.update(config.state)
-        else:
-            self.__dict__ = config.state.copy()
+        # What Django's BaseCache.__init__ and this class make of the settings is made
+        # once per configuration and read from there (``__getattr__``): a backend
+        # built per request holds two attributes of its own, and one assigned later
+        # (``cache.key_prefix = ...``) shadows the shared value for this backend only.
+        # Copying the two dozen shared attributes into each backend cost more than
+        # the rest of building it, in the memory a request touches after a round trip.
+        self._config = config
         shared = config.shared_client
         if shared:  # (its key settings are this configuration's: the same params)
             self.client = shared[0]  # (what the ``client`` property would return)
+
+    def __getattr__(self, name: str) -> Any:
+        """An attribute every backend of the configuration shares (its prepared
+        state): called only for names this backend does not hold itself."""
+        config = self.__dict__.get("_config")
+        if config is not None:
+            try:
+                return config.state[name]
+            except KeyError:
+                pass
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _prepare(self, server, params) -> BackendConfig:
         BaseCache.__init__(cast(BaseCache, self), params)  # Django's parsing, whatever the MRO

@@ -5,6 +5,7 @@ what each configuration prepared (``prepared``), shared by backends and clients.
 from __future__ import annotations
 
 import logging
+import operator
 import socket
 
 from django.conf import settings
@@ -101,21 +102,37 @@ class ErrorPolicy:
 # its params and on settings: build it once per process. Django may create a backend
 # per request context under ASGI, so construction must stay cheap.
 _prepared: dict = {}
+# kind -> (keys, values, what was built): the last params seen for each kind. Django
+# builds a backend per request from a copy of the same settings dict, so the values
+# are the very same objects each time: comparing them by identity (they are held
+# here, so no id is reused) spares the repr of the whole params (11k instructions,
+# most of what building a backend cost).
+_recent: dict = {}
 
 
 def prepared(kind, params: dict, build):
     """Return ``build()`` for this ``kind`` and ``params``, built once per process.
 
-    Forgotten whenever Django signals a settings change (``override_settings``)."""
+    Params whose values are the objects of the last params seen for ``kind`` are
+    taken as those params: like Django, this treats settings as unchanged at run time
+    except through ``setting_changed`` (``override_settings``), which forgets
+    everything built."""
+    recent = _recent.get(kind)
+    if (recent is not None and len(recent[1]) == len(params)
+            and all(map(operator.is_, recent[1], params.values()))
+            and recent[0] == tuple(params)):
+        return recent[2]
     key = (kind, repr(params))
     found = _prepared.get(key)
     if found is None:  # (built outside an except block: no KeyError chained to its errors)
         found = _prepared.setdefault(key, build())
+    _recent[kind] = (tuple(params), tuple(params.values()), found)
     return found
 
 
 def _forget_prepared(**kwargs):
     _prepared.clear()
+    _recent.clear()
 
 
 setting_changed.connect(_forget_prepared, weak=False)

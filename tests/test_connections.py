@@ -289,6 +289,44 @@ def test_backends_of_one_configuration_share_no_attribute_dict(server):
     assert Tagged(server.url, {"KEY_PREFIX": "p"}).tag == "mine"
 
 
+def test_a_configuration_is_recognised_by_its_values_never_by_equality_alone(server):
+    """Invariant: backends share prepared state only when their params are the same.
+    The per-request shortcut (params whose values are the very objects of the last
+    params seen) must not confuse params that are equal but not the same (VERSION 1
+    and 1.0 make different keys), nor params whose values differ."""
+    from django_valkey_fast.cache import ValkeyCache
+
+    options = {"CONNECTION_POOL_KWARGS": {"client_name": "same"}}
+    first = ValkeyCache(server.url, {"VERSION": 1, "OPTIONS": options})
+    again = ValkeyCache(server.url, {"VERSION": 1, "OPTIONS": options})
+    assert again._config is first._config and again.client is first.client
+    floating = ValkeyCache(server.url, {"VERSION": 1.0, "OPTIONS": options})
+    assert floating._config is not first._config
+    assert floating.make_key("k") == ":1.0:k" and first.make_key("k") == ":1:k"
+    other = ValkeyCache(server.url, {"VERSION": 1, "OPTIONS": {"CLIENT_CLASS": (
+        "django_valkey_fast.client.HerdClient")}})
+    assert type(other.client).__name__ == "HerdClient"
+    assert type(ValkeyCache(server.url, {"VERSION": 1, "OPTIONS": options}).client
+                ).__name__ == "DefaultClient"
+
+
+def test_backend_attributes_come_from_the_configuration_unless_set_on_the_backend(server):
+    """A backend reads the attributes its configuration prepared (Django's parsed
+    settings among them) without copying them; an attribute assigned on one backend
+    is that backend's alone, and a missing one is an AttributeError."""
+    from django_valkey_fast.cache import ValkeyCache
+
+    params = {"TIMEOUT": 60, "OPTIONS": {"MAX_ENTRIES": 5}}
+    first, second = ValkeyCache(server.url, params), ValkeyCache(server.url, params)
+    assert first.default_timeout == second.default_timeout == 60
+    assert first._max_entries == 5 and first._server == server.url  # (Django's parsing)
+    first._max_entries = 7
+    assert first._max_entries == 7 and second._max_entries == 5
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        first.nothing_here
+    assert not hasattr(first, "nothing_here") and getattr(second, "nothing", 3) == 3
+
+
 def test_a_backend_per_request_builds_nothing_that_reaches_the_server(settings, server):
     """Django builds a backend per request under ASGI. Invariant: after the first
     request, building a backend, running a command and closing it makes no valkey-py
