@@ -15,9 +15,9 @@ __all__ = ["COMPILED", "VERSION", "__version__", "get_valkey_connection"]
 # pure-Python (``<twin>_py``) implementation.
 _TWINS = {
     "_codec": ("Codec", "KeyMaker", "check_key"),
-    "_wire": ("Link", "acquire", "collect", "pack_command", "pack_commands",
-              "read_reply", "read_replies", "release", "run", "write"),
-    "_slots": ("key_slot",),
+    "_wire": ("Link", "acquire", "call", "collect", "pack_command", "pack_commands",
+              "pipeline", "read_reply", "read_replies", "release", "run", "write"),
+    "_slots": ("group_parts", "key_slot", "merge_values", "split_keys", "take_replies"),
     "_drive": ("run_plan",),
 }
 

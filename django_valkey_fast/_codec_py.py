@@ -15,6 +15,7 @@ from django_valkey_fast._common import (
     reads_as_number, unless_number_like,
 )
 from django_valkey_fast.exceptions import CompressorError, DecodeError
+from django_valkey_fast.serializers.base import codec_functions
 
 __all__ = ["Codec", "KeyMaker", "check_key", "COMPRESS_NONE", "COMPRESS_STANDARD",
            "COMPRESS_CUSTOM"]
@@ -65,6 +66,11 @@ class KeyMaker:
             check_key(made)
         return made
 
+    def make_many(self, keys, version=None):
+        """``[make(key, version) for key in keys]``, for multi-key operations."""
+        make = self.make
+        return [make(key, version) for key in keys]
+
     def make_pattern(self, pattern, version=None, prefix=None):
         """Return the SCAN/KEYS pattern matching ``pattern`` under this prefix and version."""
         if type(pattern) is CacheKey:
@@ -84,8 +90,7 @@ class Codec:
         self.mode = mode
         self.min_length = min_length
         self.magic = magic
-        self._dumps = serializer.dumps
-        self._loads = serializer.loads
+        self._dumps, self._loads = codec_functions(serializer)
         self._serializer_name = type(serializer).__name__
 
     def encode(self, value):
@@ -104,6 +109,15 @@ class Codec:
         if mode == COMPRESS_CUSTOM:
             return unless_number_like(self.compressor.compress(data), data)
         return data
+
+    def decode_many(self, keys, nkeys, replies):
+        """``{key: decoded reply}`` for the replies of an MGET that are not None
+        (``keys[i]`` was asked as ``nkeys[i]``)."""
+        found = {}
+        for key, nkey, reply in zip(keys, nkeys, replies):
+            if reply is not None:
+                found[key] = self.decode(reply, nkey)
+        return found
 
     def decode(self, value, key=None):
         """Return the Python value for the bytes ``value`` read from ``key``."""

@@ -22,7 +22,7 @@ from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
 
 __all__ = [
     "RECV_SIZE", "Link", "acquire", "collect", "pack_command", "pack_commands",
-    "read_replies", "read_reply", "release", "run", "write",
+    "call", "pipeline", "read_replies", "read_reply", "release", "run", "write",
 ]
 
 RECV_SIZE = 65536  # bytes asked of the socket per read
@@ -222,3 +222,15 @@ def run(channel, packed, replies, commands):
             continue
         release(channel, link)
         return result
+
+
+def call(channel, args):
+    """``Channel.call``: run one command (a tuple of arguments) and return its reply
+    (a function here so that, compiled, the method call adds no Python frame)."""
+    return run(channel, channel.pack_command(args), None, (args,))
+
+
+def pipeline(channel, commands):
+    """``Channel.pipeline``: run several commands in one round trip; error replies
+    come back in place."""
+    return run(channel, channel.pack_commands(commands), len(commands), commands)

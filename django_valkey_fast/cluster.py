@@ -16,7 +16,7 @@ from valkey.exceptions import (
     AskError, ClusterDownError, ConnectionError, MovedError, TryAgainError,
 )
 
-from django_valkey_fast._slots import SLOTS, key_slot
+from django_valkey_fast._slots import SLOTS, group_parts, key_slot, take_replies
 from django_valkey_fast.operations import Fanout, Pause
 from django_valkey_fast.retry import may_resend
 from django_valkey_fast.sharding import Router
@@ -41,9 +41,8 @@ class ClusterRouter(Router):
         self.primaries: list = []
         self.ready = False
 
-    def shard_for(self, key) -> int:
-        """The slot of ``key``."""
-        return key_slot(key)
+    # The slot of a key (the compiled function itself: no Python frame per key).
+    shard_for = staticmethod(key_slot)
 
     def node_of(self, slot: int):
         """The address of the primary serving ``slot``."""
@@ -105,9 +104,11 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
     if not router.ready:
         yield from _refresh(router)
     splits = [router.split(command) for command in commands]
-    # Parts still to run, by (command, part): (slot, command). Done ones move to ``done``.
-    todo = {(i, j): part for i, (parts, _) in enumerate(splits) for j, part in enumerate(parts)}
-    done: dict = {}
+    # Every command's parts, numbered in order: part k is (slot, command). ``todo``
+    # holds the parts still to run; their replies go to ``replies_of``.
+    parts = [part for command_parts, _ in splits for part in command_parts]
+    todo = dict(enumerate(parts))
+    replies_of: list = [None] * len(parts)
     asking: dict = {}  # part -> the node an ASK redirection named, for the next attempt
     error: BaseException | None = None
     for attempt in range(ATTEMPTS):
@@ -115,51 +116,38 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
             yield Pause(0.1 * (attempt + 1))
             yield from _refresh(router)
         try:
-            per_node = _group(router, todo, asking)
-        except ClusterDownError as down:
-            error = down
+            per_node = group_parts(router.slots, todo, asking)
+        except LookupError as unserved:
+            error = ClusterDownError(f"slot {unserved.args[0]} is not served by any known node")
             continue
-        results = yield Fanout({node: [command for _, command in entries]
-                                for node, entries in per_node.items()})
+        results = yield Fanout({node: sent for node, (_, sent) in per_node.items()})
         error, asking = None, {}
-        for node, entries in per_node.items():
+        for node, (numbers, sent) in per_node.items():
             replies = results[node]
             if isinstance(replies, BaseException):  # the node's connection failed
-                if not may_resend(replies, [command for part, command in entries
-                                            if part is not None]):
+                if not may_resend(replies, [command for number, command in zip(numbers, sent)
+                                            if number is not None]):
                     raise replies
                 error = replies
                 continue
-            for (part, _), reply in zip(entries, replies):
-                if part is None:  # the reply to ASKING
-                    continue
+            for number, reply in take_replies(numbers, replies, replies_of, todo):
                 if isinstance(reply, MovedError):
                     router.moved(reply)
                 elif isinstance(reply, AskError):
-                    asking[part] = _address(reply.host, reply.port)
+                    asking[number] = _address(reply.host, reply.port)
                 elif isinstance(reply, (TryAgainError, ClusterDownError)):
                     error = reply
-                else:
-                    done[part] = reply
-                    del todo[part]
+                else:  # an error about the command itself (WRONGTYPE...): its reply
+                    replies_of[number] = reply
+                    del todo[number]
         if not todo:
-            answers = [merge([done[(i, j)] for j in range(len(parts))])
-                       for i, (parts, merge) in enumerate(splits)]
+            answers, first = [], 0
+            for command_parts, merge in splits:
+                last = first + len(command_parts)
+                answers.append(merge(replies_of[first:last]))
+                first = last
             return answers if pipeline else answers[0]
     raise error or ClusterDownError("the cluster kept redirecting the command")
-
-
-def _group(router: ClusterRouter, todo: dict, asking: dict) -> dict:
-    """``{node: [(part, command), ...]}``: where each part to run goes, in order; a
-    part redirected by ASK goes to the named node, after an ``ASKING`` (part None)."""
-    per_node: dict = {}
-    for part, (slot, command) in todo.items():
-        target = asking.get(part)
-        if target is None:
-            per_node.setdefault(router.node_of(slot), []).append((part, command))
-        else:
-            per_node.setdefault(target, []).extend(((None, ("ASKING",)), (part, command)))
-    return per_node
 
 
 def _refresh(router: ClusterRouter):

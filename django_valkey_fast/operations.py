@@ -203,6 +203,7 @@ class PlanHost:
                          prefix: str | None = None) -> str: ...
         def encode(self, value: Any) -> bytes | int | float: ...
         def decode(self, value: bytes, key: str | None = None) -> Any: ...
+        def decode_many(self, keys: list, nkeys: list, replies: list) -> dict: ...
         def _has_compression_enabled(self) -> bool: ...
 
     def _timeout_ms(self, timeout: Timeout) -> int | None:
@@ -327,14 +328,9 @@ class Operations(PlanHost):
         keys = list(keys)
         if not keys:
             return {}
-        nkeys = [self._key(key, version) for key in keys]
+        nkeys = self._keys.make_many(keys, version)
         replies = yield ("MGET", *nkeys)
-        decode = self.decode
-        return {
-            key: decode(reply, nkey)
-            for key, nkey, reply in zip(keys, nkeys, replies)
-            if reply is not None
-        }
+        return self.decode_many(keys, nkeys, replies)
 
     mget = get_many
 

@@ -10,8 +10,11 @@ I/O: the sync and the async sharded channels (``client/sharded.py``) only run th
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import re
+
+from django_valkey_fast._slots import merge_values, split_keys
 
 __all__ = ["CrossShardError", "HashRing", "Router", "ShardRouter"]
 
@@ -162,21 +165,11 @@ class Router:
         return per_shard, assemble
 
     def _split_keys(self, command, name):
-        positions: dict = {}
-        for position, key in enumerate(command[1:]):
-            positions.setdefault(self.shard_for(key), []).append(position)
-        parts = [(shard, (command[0], *[command[1 + p] for p in spots]))
-                 for shard, spots in positions.items()]
-        if len(parts) == 1:
+        parts, spots = split_keys(command, self.shard_for)
+        if spots is None:
             return parts, _only
         if name == "MGET":
-            def merge(replies):
-                values = [None] * (len(command) - 1)
-                for spots, reply in zip(positions.values(), replies):
-                    for spot, value in zip(spots, reply):
-                        values[spot] = value
-                return values
-            return parts, merge
+            return parts, functools.partial(merge_values, spots, len(command) - 1)
         return parts, sum
 
     def _split_mset(self, command):

@@ -279,3 +279,86 @@ def test_a_huge_number_in_the_server_is_a_decode_error(cache, server):
     server.command("SET :1:huge " + "9" * 5000)
     with pytest.raises(DecodeError):
         cache.get("huge")
+
+
+class _Tagging:
+    """A PickleSerializer subclass whose methods must be the ones the codec calls."""
+
+    def dumps(self, value):
+        return b"T" + super().dumps(value)
+
+    def loads(self, value):
+        assert value[:1] == b"T"
+        return ("loaded", super().loads(value[1:]))
+
+
+def test_the_codec_calls_a_serializer_subclass_own_methods(impl):
+    """The stock PickleSerializer hands the codec pickle's own functions (no Python
+    frame of its own); a subclass that overrides dumps/loads gets its methods
+    called, and PICKLE_VERSION reaches pickle either way."""
+    from django_valkey_fast.compressors.identity import IdentityCompressor
+    from django_valkey_fast.serializers.pickle import PickleSerializer
+
+    tagging = type("Tagging", (_Tagging, PickleSerializer), {})({})
+    codec = impl.codec.Codec(tagging, IdentityCompressor({}), 0, 15, None)
+    stored = codec.encode({"a": 1})
+    assert stored[:1] == b"T" and codec.decode(stored) == ("loaded", {"a": 1})
+    stock = PickleSerializer({"PICKLE_VERSION": 2})
+    codec = impl.codec.Codec(stock, IdentityCompressor({}), 0, 15, None)
+    assert codec.encode({"a": 1})[:2] == b"\x80\x02"
+    assert codec.decode(codec.encode([1, 2])) == [1, 2]
+
+
+def test_split_keys_and_merge_values(impl):
+    """Splitting a multi-key command by place and merging an MGET's replies back: a
+    single place keeps the command whole; parts keep their keys' order; a place with
+    one key gets a one-key command; values return to their keys' positions."""
+    place = {"a": 0, "b": 1, "c": 0, "d": 2}.__getitem__
+    parts, spots = impl.slots.split_keys(("MGET", "a", "c"), place)
+    assert parts == [(0, ("MGET", "a", "c"))] and spots is None
+    parts, spots = impl.slots.split_keys(("MGET", "a", "b", "c", "d"), place)
+    assert parts == [(0, ("MGET", "a", "c")), (1, ("MGET", "b")), (2, ("MGET", "d"))]
+    assert spots == [[1, 3], [2], [4]]
+    assert impl.slots.merge_values(spots, 4, [[b"A", None], [b"B"], [b"D"]]) == [
+        b"A", b"B", None, b"D"]
+
+
+def test_group_parts_and_take_replies(impl):
+    """Grouping a cluster plan's parts by node (ASK targets after an ASKING, a slot
+    no node serves as LookupError), and keeping a node's plain replies while handing
+    back its error replies."""
+    from valkey.exceptions import MovedError
+
+    slots = [("n1", 1)] * 2 + [("n2", 2)] + [None]
+    todo = {0: (0, ("GET", "a")), 1: (2, ("GET", "b")), 2: (1, ("GET", "c"))}
+    per_node = impl.slots.group_parts(slots, todo, {})
+    assert per_node == {("n1", 1): ([0, 2], [("GET", "a"), ("GET", "c")]),
+                        ("n2", 2): ([1], [("GET", "b")])}
+    per_node = impl.slots.group_parts(slots, todo, {1: ("n3", 3)})
+    assert per_node[("n3", 3)] == ([None, 1], [("ASKING",), ("GET", "b")])
+    with pytest.raises(LookupError) as unserved:
+        impl.slots.group_parts(slots, {5: (3, ("GET", "x"))}, {})
+    assert unserved.value.args == (3,)
+    replies_of = [None, None, None]
+    moved = MovedError("3 127.0.0.1:7001")
+    errors = impl.slots.take_replies([None, 0, 2], [b"OK", b"A", moved], replies_of, todo)
+    assert errors == [(2, moved)] and replies_of == [b"A", None, None]
+    assert list(todo) == [1, 2]
+
+
+def test_make_many_and_decode_many(impl):
+    """The multi-key forms of KeyMaker.make and Codec.decode: the same keys and
+    values as one call each, missing replies left out, a corrupt one named by key."""
+    from django_valkey_fast.compressors.identity import IdentityCompressor
+    from django_valkey_fast.exceptions import DecodeError
+    from django_valkey_fast.serializers.pickle import PickleSerializer
+
+    keys = key_maker(impl, "p", 3)
+    assert keys.make_many(["a", 7], None) == [keys.make("a"), keys.make(7)]
+    assert keys.make_many(["a"], 2) == ["p:2:a"]
+    codec = impl.codec.Codec(PickleSerializer({}), IdentityCompressor({}), 0, 15, None)
+    replies = [codec.encode({"x": 1}), None, b"12"]
+    assert codec.decode_many(["a", "b", "c"], ["p:3:a", "p:3:b", "p:3:c"], replies) == {
+        "a": {"x": 1}, "c": 12}
+    with pytest.raises(DecodeError, match="p:3:z"):
+        codec.decode_many(["z"], ["p:3:z"], [b"\x80\x05corrupt"])

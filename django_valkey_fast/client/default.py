@@ -116,6 +116,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self._compressor = codec.compressor
         self.encode = codec.encode  # type: ignore[method-assign]  # (see encode below)
         self.decode = codec.decode  # type: ignore[method-assign]
+        self.decode_many = codec.decode_many  # type: ignore[method-assign]
         self.backend_settings_changed()
         self._errors = config.errors
         self._scan_itersize = config.scan_itersize
@@ -157,6 +158,10 @@ class BaseClient(AsyncOperationMethods, PlanHost):
     def decode(self, value: bytes, key: str | None = None) -> Any:
         """The Python value of bytes ``value`` read from the server."""
         return self._codec.decode(value, key)
+
+    def decode_many(self, keys: list, nkeys: list, replies: list) -> dict:
+        """``{key: value}`` for the replies of an MGET that are not None."""
+        return self._codec.decode_many(keys, nkeys, replies)
 
     def backend_settings_changed(self) -> None:
         """(Re)read the backend's prefix, version, key function and default timeout."""

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-__all__ = ["BaseSerializer"]
+__all__ = ["BaseSerializer", "codec_functions"]
 
 
 class BaseSerializer:
@@ -18,3 +18,11 @@ class BaseSerializer:
     def loads(self, value: bytes) -> Any:
         """Return the value ``dumps`` turned into ``value``."""
         raise NotImplementedError
+
+
+def codec_functions(serializer) -> tuple:
+    """``(dumps, loads)``, the callables the codec calls for ``serializer``: what its
+    ``codec_functions()`` returns when it has one (functions with no Python frame of
+    their own, say), else its bound ``dumps`` and ``loads``."""
+    own = getattr(serializer, "codec_functions", None)
+    return own() if own is not None else (serializer.dumps, serializer.loads)
