@@ -91,9 +91,10 @@ MAX_KEY_LENGTH = 250
 def pipeline_error(replies):
     """The reply of a pipeline that is raised rather than returned in place: an error
     that is not about one command (authentication...) or a READONLY refusal; or None."""
-    for reply in replies:
-        if isinstance(reply, Exception) and (
-            isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError)
-        ):
+    for reply in filter(_is_exception, replies):  # (the scan in C: pipelines are long)
+        if isinstance(reply, ReadOnlyError) or not isinstance(reply, ResponseError):
             return reply
     return None
+
+
+_is_exception = Exception.__instancecheck__

@@ -4,6 +4,10 @@ hash slots, and the per-key loops of splitting commands by place."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+
 __all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "split_keys", "take_replies"]
 
 SLOTS = 16384
@@ -23,27 +27,41 @@ cdef void _fill():
 _fill()
 
 
-def key_slot(key) -> int:
-    """The cluster slot of ``key`` (str or bytes)."""
-    cdef bytes data = key.encode() if isinstance(key, str) else bytes(key)
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), start = -1, end = -1, i
+cdef inline int _slot_of(key) except -1:
+    cdef const char* p
+    cdef Py_ssize_t n, start = -1, end = -1, i
     cdef unsigned int crc = 0
+    cdef bytes data
+    if type(key) is str:
+        # The str's own UTF-8 (for ASCII, its very characters): no bytes made per key.
+        p = PyUnicode_AsUTF8AndSize(key, &n)
+    else:
+        data = bytes(key)
+        p = PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+    cdef const unsigned char* u = <const unsigned char*>p
     for i in range(n):
-        if p[i] == b'{':
+        if u[i] == b'{':
             start = i
             break
     if start >= 0:
         for i in range(start + 1, n):
-            if p[i] == b'}':
+            if u[i] == b'}':
                 end = i
                 break
         if end > start + 1:
-            p = p + start + 1
+            u = u + start + 1
             n = end - start - 1
     for i in range(n):
-        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[((crc >> 8) ^ p[i]) & 0xFF]
+        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[((crc >> 8) ^ u[i]) & 0xFF]
     return crc % 16384
+
+
+def key_slot(key) -> int:
+    """The cluster slot of ``key`` (str or bytes)."""
+    if isinstance(key, str) and type(key) is not str:
+        key = str(key)  # a str subclass (CacheKey): its text
+    return _slot_of(key)
 
 
 # -- splitting commands by place (shards or slots), for the routers and the cluster plan
@@ -57,9 +75,11 @@ def split_keys(tuple command, place_of):
     cdef dict positions = {}
     cdef Py_ssize_t position
     cdef list found
+    cdef bint by_slot = place_of is key_slot
     place = None
     for position in range(1, len(command)):
-        place = place_of(command[position])
+        key = command[position]
+        place = _slot_of(key) if by_slot and type(key) is str else place_of(key)
         found = positions.get(place)
         if found is None:
             positions[place] = [position]
@@ -80,10 +100,14 @@ def split_keys(tuple command, place_of):
 def merge_values(list spots, Py_ssize_t count, list replies):
     """The reply of an MGET of ``count`` keys split by ``split_keys``: each part's
     values put back at its keys' positions."""
-    values = [None] * count
-    for found, reply in zip(spots, replies):
-        for spot, value in zip(found, reply):
-            values[spot - 1] = value
+    cdef list values = [None] * count
+    cdef list found
+    cdef Py_ssize_t i, j, parts = min(len(spots), len(replies))
+    for i in range(parts):
+        found = spots[i]
+        reply = replies[i]
+        for j in range(min(len(found), len(reply))):  # (as zip: the shorter decides)
+            values[<Py_ssize_t>found[j] - 1] = reply[j]
     return values
 
 

@@ -106,7 +106,8 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
     splits = [router.split(command) for command in commands]
     # Every command's parts, numbered in order: part k is (slot, command). ``todo``
     # holds the parts still to run; their replies go to ``replies_of``.
-    parts = [part for command_parts, _ in splits for part in command_parts]
+    parts = (splits[0][0] if len(splits) == 1
+             else [part for command_parts, _ in splits for part in command_parts])
     todo = dict(enumerate(parts))
     replies_of: list = [None] * len(parts)
     asking: dict = {}  # part -> the node an ASK redirection named, for the next attempt
