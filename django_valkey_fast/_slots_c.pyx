@@ -2,6 +2,7 @@
 """Where keys go, compiled implementation (twin of ``_slots_py.py``): Valkey Cluster
 hash slots, and the per-key loops of splitting commands by place."""
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 
@@ -32,8 +33,9 @@ cdef inline int _slot_of(key) except -1:
     cdef Py_ssize_t n, start = -1, end = -1, i
     cdef unsigned int crc = 0
     cdef bytes data
-    if type(key) is str:
-        # The str's own UTF-8 (for ASCII, its very characters): no bytes made per key.
+    if isinstance(key, str):
+        # The str's own UTF-8 (for ASCII, its very characters): no bytes made per key;
+        # a subclass's text whatever its __str__ says (SafeString, CacheKey).
         p = PyUnicode_AsUTF8AndSize(key, &n)
     else:
         data = bytes(key)
@@ -59,15 +61,15 @@ cdef inline int _slot_of(key) except -1:
 
 def key_slot(key) -> int:
     """The cluster slot of ``key`` (str or bytes)."""
-    if isinstance(key, str) and type(key) is not str:
-        key = str(key)  # a str subclass (CacheKey): its text
     return _slot_of(key)
 
 
 # -- splitting commands by place (shards or slots), for the routers and the cluster plan
 
 
-def split_keys(tuple command, place_of):
+@cython.boundscheck(True)
+@cython.wraparound(True)
+def split_keys(command, place_of):
     """Split a command over many keys (MGET, DEL, ...) by the place ``place_of(key)``
     names: ``(parts, spots)``, ``parts`` the ``(place, command)`` pairs and ``spots``
     the positions in ``command`` of each part's keys; ``spots`` is None when every
@@ -79,7 +81,7 @@ def split_keys(tuple command, place_of):
     place = None
     for position in range(1, len(command)):
         key = command[position]
-        place = _slot_of(key) if by_slot and type(key) is str else place_of(key)
+        place = _slot_of(key) if by_slot else place_of(key)
         found = positions.get(place)
         if found is None:
             positions[place] = [position]
@@ -97,21 +99,26 @@ def split_keys(tuple command, place_of):
     return parts, list(positions.values())
 
 
-def merge_values(list spots, Py_ssize_t count, list replies):
+@cython.boundscheck(True)
+@cython.wraparound(True)
+def merge_values(spots, count, replies):
     """The reply of an MGET of ``count`` keys split by ``split_keys``: each part's
     values put back at its keys' positions."""
     cdef list values = [None] * count
-    cdef list found
-    cdef Py_ssize_t i, j, parts = min(len(spots), len(replies))
-    for i in range(parts):
-        found = spots[i]
-        reply = replies[i]
-        for j in range(min(len(found), len(reply))):  # (as zip: the shorter decides)
-            values[<Py_ssize_t>found[j] - 1] = reply[j]
+    cdef Py_ssize_t j
+    for found, reply in zip(spots, replies):
+        if type(found) is list and type(reply) is list:  # (no zip per part)
+            for j in range(min(len(<list>found), len(<list>reply))):
+                values[(<list>found)[j] - 1] = (<list>reply)[j]
+        else:
+            for spot, value in zip(found, reply):
+                values[spot - 1] = value
     return values
 
 
-def group_parts(list slots, dict todo, dict asking):
+@cython.boundscheck(True)
+@cython.wraparound(True)
+def group_parts(slots, todo, asking):
     """``{node: ([part number, ...], [command, ...])}``: where each part still to run
     (``todo``: number -> (slot, command)) goes, in order, by the slot map ``slots``; a
     part redirected by ASK (``asking``: number -> node) goes to the named node after
@@ -139,7 +146,9 @@ def group_parts(list slots, dict todo, dict asking):
     return per_node
 
 
-def take_replies(list numbers, list replies, list replies_of, dict todo):
+@cython.boundscheck(True)
+@cython.wraparound(True)
+def take_replies(numbers, replies, replies_of, todo):
     """Keep the replies of one node's pipeline (``numbers[i]``: the part the ``i``th
     reply answers, None for ASKING's): each reply that is not an error goes to
     ``replies_of[number]`` and its part leaves ``todo``; the error replies are

@@ -238,11 +238,13 @@ cpdef collect(Link link, replies):
             f"Malformed reply from {describe(link.connection)}: {error}") from error
     if replies is None:
         if isinstance(reply, Exception):
+            reply.replied = True  # (the server answered: never sent again, see Channel)
             raise reply
         return reply
     failed = pipeline_error(results)
     if failed is not None:
         failed.pipeline_replies = results
+        failed.replied = True
         raise failed
     return results
 

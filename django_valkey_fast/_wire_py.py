@@ -197,11 +197,13 @@ def collect(link, replies):
             f"Malformed reply from {describe(link.connection)}: {error}") from error
     if replies is None:
         if isinstance(reply, Exception):  # error replies (ResponseError, AuthenticationError)
+            reply.replied = True  # (the server answered: never sent again, see Channel)
             raise reply
         return reply
     failed = pipeline_error(results)
     if failed is not None:
         failed.pipeline_replies = results  # for the read-only resend rule
+        failed.replied = True
         raise failed
     return results
 

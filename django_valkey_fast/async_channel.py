@@ -418,13 +418,18 @@ class AsyncChannel:
             raise reply
         return reply
 
-    async def call_again(self, args, connection: RespConnection, outcome: Exception):
+    async def call_again(self, args, connection: RespConnection, outcome: Exception,
+                         replied: bool):
         """The rest of ``call`` for a command whose first attempt a driver sent itself
         on ``connection`` (``connection.send(pack_command(args), 1)``) and which ended
-        in ``outcome``: a ``ConnectionError`` raised, or an error reply. The same rules
-        as ``call``: resent once only if it provably did not run (or only reads); a
-        READONLY refusal reconnects and retries once; any other error reply is raised."""
-        if isinstance(outcome, ReadOnlyError):
+        in ``outcome``: an error reply (``replied``) or a ``ConnectionError`` raised.
+        The same rules as ``call``: an error reply is raised, except READONLY, which
+        reconnects and retries once (error replies valkey-py makes ConnectionErrors,
+        LOADING or NOAUTH, are replies all the same); a raised error is resent once
+        only if the command provably did not run (or only reads)."""
+        if replied:
+            if not isinstance(outcome, ReadOnlyError):
+                raise outcome
             connection.close()
         elif not isinstance(outcome, ConnectionError) or not may_resend(outcome, (args,)):
             raise outcome

@@ -37,7 +37,8 @@ __all__ = [
 
 def _key_setting(name: str, doc: str) -> property:
     """A backend attribute that the client's keys or timeouts depend on, stored as
-    ``name``: reading it is one C-level getattr; assigning it after construction
+    ``name`` (read through ``__getattr__`` from the configuration until this backend
+    assigns it); assigning it after construction
     (``cache.key_prefix = ...``) reaches the client instead of leaving it on the old
     value, which would read and write other keys than the backend says."""
 
@@ -125,6 +126,10 @@ class BaseValkeyCache(Generic[Client, Backend]):
         # (``cache.key_prefix = ...``) shadows the shared value for this backend only.
         # Copying the two dozen shared attributes into each backend cost more than
         # the rest of building it, in the memory a request touches after a round trip.
+        if type(self).__init__ is not BaseValkeyCache.__init__:
+            # A subclass's __init__ may have set attributes before calling this one:
+            # as Django's BaseCache.__init__ would, the settings' values replace them.
+            self.__dict__.update(config.state)
         self._config = config
         shared = config.shared_client
         if shared:  # (its key settings are this configuration's: the same params)

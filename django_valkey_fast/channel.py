@@ -199,7 +199,9 @@ class Channel:
             refused = getattr(error, "pipeline_replies", None)
             if attempt or (refused is not None and not refused_everywhere(commands, refused)):
                 raise error
-        elif isinstance(error, ResponseError):
+        elif isinstance(error, ResponseError) or getattr(error, "replied", False):
+            # The server's answer (LOADING and NOAUTH ones are ConnectionErrors to
+            # valkey-py): the connection is in step, and the command is not resent.
             release(self, link)
             raise error
         else:

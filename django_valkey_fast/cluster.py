@@ -119,6 +119,8 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
         try:
             per_node = group_parts(router.slots, todo, asking)
         except LookupError as unserved:
+            if type(unserved) is not LookupError:  # (group_parts' own: a slot nobody serves)
+                raise
             error = ClusterDownError(f"slot {unserved.args[0]} is not served by any known node")
             continue
         results = yield Fanout({node: sent for node, (_, sent) in per_node.items()})

@@ -102,31 +102,39 @@ class ErrorPolicy:
 # its params and on settings: build it once per process. Django may create a backend
 # per request context under ASGI, so construction must stay cheap.
 _prepared: dict = {}
-# kind -> (keys, values, what was built): the last params seen for each kind. Django
-# builds a backend per request from a copy of the same settings dict, so the values
-# are the very same objects each time: comparing them by identity (they are held
-# here, so no id is reused) spares the repr of the whole params (11k instructions,
-# most of what building a backend cost).
+# kind -> (values, snapshot, what was built): the last params seen for each kind.
+# Django builds a backend per request from a copy of the same settings dict, so its
+# values are the very same objects each time: comparing them by identity (they are
+# held here, so no id is reused), and the containers among them with a snapshot of
+# their contents (a dict changed in place is new settings), spares the repr of the
+# whole params (11k instructions, most of what building a backend cost).
 _recent: dict = {}
+
+
+def _snapshot(value):
+    """``value`` with its dicts, lists and tuples copied all the way down (the rest
+    as is): equal to ``value`` until a container in it is changed in place."""
+    if type(value) is dict:
+        return {key: _snapshot(item) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_snapshot(item) for item in value)
+    return value
 
 
 def prepared(kind, params: dict, build):
     """Return ``build()`` for this ``kind`` and ``params``, built once per process.
 
-    Params whose values are the objects of the last params seen for ``kind`` are
-    taken as those params: like Django, this treats settings as unchanged at run time
-    except through ``setting_changed`` (``override_settings``), which forgets
-    everything built."""
+    Forgotten whenever Django signals a settings change (``override_settings``)."""
     recent = _recent.get(kind)
-    if (recent is not None and len(recent[1]) == len(params)
-            and all(map(operator.is_, recent[1], params.values()))
-            and recent[0] == tuple(params)):
+    if (recent is not None and len(recent[0]) == len(params)
+            and all(map(operator.is_, recent[0], params.values()))
+            and recent[1] == params):
         return recent[2]
     key = (kind, repr(params))
     found = _prepared.get(key)
     if found is None:  # (built outside an except block: no KeyError chained to its errors)
         found = _prepared.setdefault(key, build())
-    _recent[kind] = (tuple(params), tuple(params.values()), found)
+    _recent[kind] = (tuple(params.values()), _snapshot(params), found)
     return found
 
 

@@ -5,9 +5,9 @@ yields the command to run (a tuple of arguments) or a pipeline (a list of such
 tuples), receives the reply, and returns the operation's answer. An error reply from
 the server is thrown into the generator at its ``yield``. Plans over several servers
 (the cluster plan) also yield a :class:`Fanout` (a pipeline per server, replies per
-server) and a :class:`Pause`; one driver per I/O model runs every kind of step. The sync client drives
-these generators with a blocking channel; the async client drives the very same
-generators with an asyncio one. Nothing here knows which.
+server) and a :class:`Pause`; one driver per I/O model runs every kind of step. The
+sync client drives these generators with a blocking channel; the async client drives
+the very same generators with an asyncio one. Nothing here knows which.
 
 ``@operation`` records whether the operation writes (it then runs on the primary)
 and what it returns when ``IGNORE_EXCEPTIONS`` swallows a server error.
@@ -33,9 +33,11 @@ if TYPE_CHECKING:
     from django_valkey_fast._codec import KeyMaker
 
 __all__ = [
-    "Command", "Duration", "Fanout", "Operations", "Pause", "Plan", "PlanHost", "SCRIPT_INCR", "Script", "SCRIPT_INCR_OR_CREATE",
-    "Timeout", "When", "operation", "primary_search", "seconds_number",
+    "Command", "Duration", "Fanout", "Operations", "Pause", "Plan", "PlanHost", "SCRIPT_INCR",
+    "Script", "SCRIPT_INCR_OR_CREATE", "Timeout", "When", "operation", "primary_search",
+    "seconds_number",
 ]
+
 
 class Fanout(dict):
     """A plan step: ``{server: [commands]}``, one pipeline per server, all written before

@@ -46,10 +46,11 @@ async def arun_plan(plan, channel):
                         try:
                             reply = await connection.send(channel.pack_command(command), 1)
                         except ConnectionError as error:
-                            reply = await channel.call_again(command, connection, error)
+                            reply = await channel.call_again(command, connection, error, False)
                         else:
                             if isinstance(reply, Exception):
-                                reply = await channel.call_again(command, connection, reply)
+                                reply = await channel.call_again(
+                                    command, connection, reply, True)
                 elif type(command) is list:
                     reply = await channel.pipeline(command)
                 elif type(command) is Pause:

@@ -282,11 +282,12 @@ def test_backends_of_one_configuration_share_no_attribute_dict(server):
     class Tagged(ValkeyCache):
         def __init__(self, server, params):
             self.tag = "mine"
+            self.key_prefix = "set-before-init"  # as Django's BaseCache.__init__: replaced
             super().__init__(server, params)
 
-    tagged = Tagged(server.url, {"KEY_PREFIX": "p"})
-    assert tagged.tag == "mine" and tagged.key_prefix == "p"
-    assert Tagged(server.url, {"KEY_PREFIX": "p"}).tag == "mine"
+    for tagged in [Tagged(server.url, {"KEY_PREFIX": "p"}) for _ in range(2)]:
+        assert tagged.tag == "mine" and tagged.key_prefix == "p"
+        assert tagged.make_key("k") == "p:1:k" and tagged.client.make_key("k") == "p:1:k"
 
 
 def test_a_configuration_is_recognised_by_its_values_never_by_equality_alone(server):
@@ -308,6 +309,13 @@ def test_a_configuration_is_recognised_by_its_values_never_by_equality_alone(ser
     assert type(other.client).__name__ == "HerdClient"
     assert type(ValkeyCache(server.url, {"VERSION": 1, "OPTIONS": options}).client
                 ).__name__ == "DefaultClient"
+    # The same dict, changed in place between two backends: new settings.
+    before = ValkeyCache(server.url, {"VERSION": 1, "OPTIONS": options})
+    options["IGNORE_EXCEPTIONS"] = True
+    options["CONNECTION_POOL_KWARGS"]["client_name"] = "changed"
+    after = ValkeyCache(server.url, {"VERSION": 1, "OPTIONS": options})
+    assert after._config is not before._config
+    assert after._ignore_exceptions is True and before._ignore_exceptions is False
 
 
 def test_backend_attributes_come_from_the_configuration_unless_set_on_the_backend(server):
@@ -416,8 +424,12 @@ def test_key_settings_assigned_after_construction_reach_the_client(
     assert first.get("k") == (None if key != ":1:k" else "second")
     # A backend with a client of its own (its key function changed) follows too.
     second.key_func = lambda key, prefix, version: f"{prefix}|{version}|{key}"
-    setattr(second, setting, value)
+    own = second.client
+    setattr(second, setting, {"key_prefix": "again", "version": 8, "default_timeout": 90}[setting])
+    assert second.client is own  # (the same client, told of the change)
     assert second.make_key("k") == f"{second.key_prefix}|{second.version}|k"
+    assert own.make_key("k") == second.make_key("k")
+    assert own.default_timeout == second.default_timeout
     assert make_cache().make_key("k") == ":1:k" and first.client is make_cache().client
 
 

@@ -36,6 +36,7 @@ class HostileServer:
     def __init__(self, reply: bytes):
         self.reply = reply
         self.connections = 0
+        self.commands: list = []  # every command but the handshake, as received
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._stopped = False
@@ -67,6 +68,8 @@ class HostileServer:
                 reader.feed(data)
                 while (command := reader.gets()) is not False:
                     name = command[0].upper()
+                    if name not in HANDSHAKE:
+                        self.commands.append(command)
                     conn.sendall(b"+OK\r\n" if name in HANDSHAKE else self.reply)
 
     def close(self):
@@ -152,3 +155,28 @@ async def test_async_malformed_reply_inside_a_pipeline(hostile, async_reader):
     with pytest.raises(MalformedReply):
         await cache.aset_many({"a": 1, "b": 2})
     assert server.connections == 1
+
+
+@pytest.mark.parametrize("reply", [b"-LOADING Valkey is loading the dataset in memory\r\n",
+                                   b"-NOAUTH Authentication required.\r\n"])
+async def test_an_error_reply_parsed_as_a_connection_error_is_raised_not_resent(
+        hostile, reply):
+    """Invariant: an error REPLY is the server's answer, raised once, even when valkey-py
+    makes it a ConnectionError subclass (LOADING, NOAUTH): only an error raised by the
+    connection (no reply) may be resent. Sync and async, on one connection each."""
+    from valkey.exceptions import ConnectionError
+
+    server = hostile(reply)
+    cache = build(server)
+    with pytest.raises(ConnectionInterrupted) as caught:
+        await cache.aget("k")
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert [command[0].upper() for command in server.commands] == [b"GET"]
+    assert server.connections == 1
+    with pytest.raises(ConnectionInterrupted) as caught:
+        cache.get("k")
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert [command[0].upper() for command in server.commands] == [b"GET", b"GET"]
+    with pytest.raises(ConnectionInterrupted):
+        cache.get_many(["a", "b"])  # a pipeline's too (a one-key MGET here: one command)
+    assert len(server.commands) == 3 and server.connections == 2  # (one sync, one async)

@@ -1,6 +1,7 @@
 """The package's layout rules, checked on its source."""
 
 import ast
+import re
 from pathlib import Path
 
 import django_valkey_fast
@@ -65,22 +66,32 @@ def test_the_declared_valkey_py_versions_are_the_tested_ones():
 
 
 # The layers, from the bottom: a module imports only modules of its own layer or of
-# the layers below (docs/development.md, "Layout"). Every module is listed, so a new
-# one is placed on purpose.
-LAYERS = [
-    ("common", {"__init__", "exceptions", "_common", "_extensions", "_optional", "retry",
-                "singleflight"}),
-    ("wire", {"channel", "async_channel", "_wire", "_wire_py", "_wire_c", "_resp_py", "_valkeypy",
-              "pool", "base_pool", "async_cache.pool", "cluster_cache.pool"}),
-    ("operations", {"operations", "_api", "herd", "sharding", "hash_ring", "cluster", "config",
-                    "_codec", "_codec_py", "_codec_c", "_slots", "_slots_py", "_slots_c", "util", "serializers.*",
-                    "compressors.*"}),
-    ("drivers", {"plan_methods", "_drive", "_drive_py", "_drive_c", "routed_channel"}),
-    ("clients", {"client.*", "async_cache.client.*", "cluster_cache.client.*", "base_client",
-                 "commands.*"}),
-    ("backends", {"base", "cache", "async_cache", "async_cache.cache", "cluster_cache",
-                  "cluster_cache.cache"}),
-]
+# the layers it stands on (docs/development.md, "Layout"). The sans-IO core
+# (operations) and the wire stand side by side on the common modules: neither
+# imports the other. Every module is listed, so a new one is placed on purpose.
+LAYERS = {
+    "common": {"__init__", "exceptions", "_common", "_extensions", "_optional", "retry",
+               "singleflight"},
+    "wire": {"channel", "async_channel", "_wire", "_wire_py", "_wire_c", "_resp_py",
+             "_valkeypy", "pool", "base_pool", "async_cache.pool", "cluster_cache.pool"},
+    "operations": {"operations", "_api", "herd", "sharding", "hash_ring", "cluster", "config",
+                   "_codec", "_codec_py", "_codec_c", "_slots", "_slots_py", "_slots_c",
+                   "util", "serializers.*", "compressors.*"},
+    "drivers": {"plan_methods", "_drive", "_drive_py", "_drive_c", "routed_channel"},
+    "clients": {"client.*", "async_cache.client.*", "cluster_cache.client.*", "base_client",
+                "commands.*"},
+    "backends": {"base", "cache", "async_cache", "async_cache.cache", "cluster_cache",
+                 "cluster_cache.cache"},
+}
+# What each layer may import besides itself.
+STANDS_ON = {
+    "common": set(),
+    "wire": {"common"},
+    "operations": {"common"},
+    "drivers": {"operations", "wire", "common"},
+    "clients": {"drivers", "operations", "wire", "common"},
+    "backends": {"clients", "drivers", "operations", "wire", "common"},
+}
 
 
 def _module_name(path: Path) -> str:
@@ -90,46 +101,64 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _layer_of(module: str) -> int:
-    for rank, (_, members) in enumerate(LAYERS):
+def _layer_of(module: str) -> str:
+    for layer, members in LAYERS.items():
         for member in members:
             if module == member or (member.endswith(".*") and (
                     module == member[:-2] or module.startswith(member[:-1]))):
-                return rank
+                return layer
     raise AssertionError(f"{module} is in no layer: add it to LAYERS")
 
 
-def _imported(tree) -> set:
-    """The package modules a module imports (outside ``if TYPE_CHECKING:`` blocks)."""
+def _imported(tree, module: str) -> set:
+    """The package modules a module imports (absolute or relative), except those only
+    imported for type checkers (the body of ``if TYPE_CHECKING:``, not its ``else:``)."""
     found = set()
     skip = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
             and getattr(block.test, "id", None) == "TYPE_CHECKING"
-            for node in ast.walk(block)}
+            for statement in block.body for node in ast.walk(statement)}
+    package = module.split(".")
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "django_valkey_fast":
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from the module's own package
+                base = package[:len(package) - node.level]
+                name = ".".join(base + ([node.module] if node.module else []))
+                absolute = "django_valkey_fast" + ("." + name if name else "")
+            else:
+                absolute = node.module or ""
+            if absolute == "django_valkey_fast":
                 found.update(alias.name for alias in node.names)
-            elif node.module.startswith("django_valkey_fast."):
-                found.add(node.module[len("django_valkey_fast."):])
+            elif absolute.startswith("django_valkey_fast."):
+                found.add(absolute[len("django_valkey_fast."):])
         elif isinstance(node, ast.Import):
             found.update(alias.name[len("django_valkey_fast."):] for alias in node.names
                          if alias.name.startswith("django_valkey_fast."))
     return found
 
 
+_PYX_IMPORT = re.compile(r"^\s*(?:from\s+django_valkey_fast\.([\w.]+)\s+c?import"
+                         r"|c?import\s+django_valkey_fast\.([\w.]+))", re.M)
+
+
 def test_layers_call_only_downward():
-    """Backends -> clients -> drivers -> operations (sans-IO plans, routers, codec) ->
-    wire (channels, protocol, pools): no module imports one of a layer above its own,
-    so the sans-IO core never depends on the I/O around it and the wire never on the
-    cache API."""
-    upward = []
+    """Backends -> clients -> drivers -> operations (sans-IO plans, routers, codec) and
+    wire (channels, protocol, pools), side by side -> common: no module imports one of
+    a layer it does not stand on, so the sans-IO core never depends on the I/O around
+    it and the wire never on the cache API. Compiled twins (.pyx) are checked too."""
+    imports = {}
     for path, tree in _sources():
         module = _module_name(path)
-        rank = _layer_of(module)
-        for imported in sorted(_imported(tree)):
-            if _layer_of(imported) > rank:
-                upward.append(f"{module} ({LAYERS[rank][0]}) imports {imported} "
-                              f"({LAYERS[_layer_of(imported)][0]})")
-    assert upward == []
+        imports[module] = _imported(tree, module)
+    for path in sorted(PACKAGE.rglob("*.pyx")):
+        imports[_module_name(path)] = {
+            "".join(match) for match in _PYX_IMPORT.findall(path.read_text())}
+    wrong = []
+    for module, imported in sorted(imports.items()):
+        layer = _layer_of(module)
+        for name in sorted(imported):
+            other = _layer_of(name)
+            if other != layer and other not in STANDS_ON[layer]:
+                wrong.append(f"{module} ({layer}) imports {name} ({other})")
+    assert wrong == []

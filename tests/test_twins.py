@@ -362,3 +362,31 @@ def test_make_many_and_decode_many(impl):
         "a": {"x": 1}, "c": 12}
     with pytest.raises(DecodeError, match="p:3:z"):
         codec.decode_many(["z"], ["p:3:z"], [b"\x80\x05corrupt"])
+
+
+def test_key_slot_of_str_subclasses_bytes_and_hash_tags(impl):
+    """The slot of a key is the slot of its text, whatever its type says of itself:
+    a SafeString (whose __str__ returns itself), a CacheKey, bytes, bytearray and
+    memoryview agree with the plain str; both twins agree; split_keys placing by
+    key_slot (the compiled shortcut) agrees with calling it."""
+    from django.utils.safestring import mark_safe
+
+    from django_valkey_fast._common import CacheKey
+
+    expected = impl.slots.key_slot("user:{42}")
+    assert expected == impl.slots.key_slot("{42}") == impl.slots.key_slot("42") == 8000
+    for key in (mark_safe("user:{42}"), CacheKey("user:{42}"), b"user:{42}",
+                bytearray(b"user:{42}"), memoryview(b"user:{42}")):
+        assert impl.slots.key_slot(key) == expected, type(key)
+    assert impl.slots.key_slot("caf\u00e9") == impl.slots.key_slot("caf\u00e9".encode())
+    keys = ("MGET", "a", mark_safe("b{x}"), b"c", CacheKey("{x}d"))
+    parts, spots = impl.slots.split_keys(keys, impl.slots.key_slot)
+    by_call = {}
+    for position, key in enumerate(keys[1:], 1):
+        by_call.setdefault(impl.slots.key_slot(key), []).append(position)
+    assert spots == list(by_call.values())
+    assert [place for place, _ in parts] == list(by_call)
+    with pytest.raises(IndexError):
+        impl.slots.split_keys((), impl.slots.key_slot)
+    with pytest.raises(IndexError):
+        impl.slots.merge_values([[5]], 2, [[b"v"]])
