@@ -6,6 +6,12 @@ RedisCache (whose ``a*`` methods hop to a thread). All talk to one server; round
 interleave every contender in shuffled order. Reported: median ops/s, client CPU
 microseconds per op, and the peak number of server connections each one opened.
 
+The **per request** workload is what Django does under ASGI, where its cache handler is
+context-local: build the backend from settings (``caches.create_connection``), one
+``aget`` (``get`` on an AsyncValkeyCache), then ``close()`` it as Django's
+``close_caches`` does at ``request_finished`` (awaited when it is a coroutine
+function, as django-valkey's own receiver does).
+
     bash scripts/bench.sh --async
 """
 
@@ -21,7 +27,19 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.run import VALUE_100, configure, server_location, server_version  # noqa: E402
+from bench.run import VALUE_100, server_location, server_version  # noqa: E402
+
+# name -> (alias, BACKEND, speaks redis://), for the per-request workload.
+ALIASES = {
+    "django-valkey-fast ValkeyCache": ("fast", "django_valkey_fast.cache.ValkeyCache", False),
+    "django-valkey-fast AsyncValkeyCache": (
+        "fast-async", "django_valkey_fast.async_cache.cache.AsyncValkeyCache", False),
+    "django-valkey 0.4 AsyncValkeyCache": (
+        "dv-async", "django_valkey.async_cache.cache.AsyncValkeyCache", False),
+    "django-redis": ("dr", "django_redis.cache.RedisCache", True),
+    "Django RedisCache": ("builtin", "django.core.cache.backends.redis.RedisCache", True),
+}
+PER_REQUEST = "per request (build + aget + close)"
 
 NAMES = {
     "django-valkey-fast ValkeyCache": "dvf-sync-alias",
@@ -57,8 +75,44 @@ def contenders(location):
     }
 
 
-def operation(cache, prefixed: bool, name: str):
+def configure_aliases(location):
+    """Django settings with a cache alias per contender (for the per-request workload)."""
+    import django
+    from django.conf import settings
+
+    caches = {}
+    for name, (alias, backend, redis_scheme) in ALIASES.items():
+        url = location.replace("valkey://", "redis://") if redis_scheme else location
+        options = ({"client_name": NAMES[name]} if name == "Django RedisCache" else
+                   {"CONNECTION_POOL_KWARGS": {"client_name": NAMES[name]}})
+        caches[alias] = {"BACKEND": backend, "LOCATION": url, "OPTIONS": options}
+    settings.configure(CACHES=caches, USE_TZ=True, INSTALLED_APPS=[])
+    django.setup()
+
+
+def per_request(name: str, prefixed: bool):
+    """One request as Django's handler runs it under ASGI: a new backend, one aget, close."""
+    import inspect
+
+    from django.core.cache import caches
+
+    alias = ALIASES[name][0]
+
+    async def request():
+        cache = caches.create_connection(alias)
+        await (cache.aget("small") if prefixed else cache.get("small"))
+        if inspect.iscoroutinefunction(cache.close):
+            await cache.close()
+        else:
+            cache.close()
+
+    return request
+
+
+def operation(cache, prefixed: bool, name: str, contender: str = ""):
     """The coroutine function for workload ``name`` on ``cache``."""
+    if name == PER_REQUEST:
+        return per_request(contender, prefixed)
     def method(method_name):
         return getattr(cache, ("a" + method_name) if prefixed else method_name)
 
@@ -72,7 +126,7 @@ def operation(cache, prefixed: bool, name: str):
     }[name]
 
 
-WORKLOADS = ("aget", "aset", "aget_many 10", "aincr")
+WORKLOADS = ("aget", "aset", "aget_many 10", "aincr", PER_REQUEST)
 
 
 async def prepare(cache, prefixed):
@@ -119,7 +173,7 @@ async def run(location, rounds, total):
                 order = list(caches.items())
                 random.shuffle(order)
                 for name, (cache, prefixed) in order:
-                    op = operation(cache, prefixed, workload)
+                    op = operation(cache, prefixed, workload, name)
                     n = total if in_flight == 50 else total // 4
                     results.setdefault((in_flight, workload, name), []).append(
                         await batch(op, in_flight, n))
@@ -143,6 +197,12 @@ def report(caches, results, peaks, baseline="django-valkey 0.4 AsyncValkeyCache"
                 cpu = statistics.median(r[1] for r in results[in_flight, workload, name])
                 lines.append(f"| {in_flight} | {workload} | {name} | {ops:,.0f} | {cpu:.1f} | "
                              f"{ops / base_ops:.2f}x | {cpu / base_cpu:.2f}x | {peaks[name]} |")
+    lines += ["", "| backend | per request CPU us | warm aget CPU us | per request / warm aget |",
+              "|---|---:|---:|---:|"]
+    for name in caches:
+        request = statistics.median(r[1] for r in results[1, PER_REQUEST, name])
+        warm = statistics.median(r[1] for r in results[1, "aget", name])
+        lines.append(f"| {name} | {request:.1f} | {warm:.1f} | {request / warm:.2f}x |")
     return "\n".join(lines)
 
 
@@ -154,8 +214,8 @@ def main():
     parser.add_argument("--markdown", metavar="PAGE",
                         help="also write the table into PAGE (docs/performance.md)")
     args = parser.parse_args()
-    configure()
     with server_location(args.location) as location:
+        configure_aliases(location)
         caches, results, peaks = asyncio.run(run(location, args.rounds, args.ops))
         server = server_version(location)
     table = report(caches, results, peaks)
