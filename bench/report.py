@@ -14,7 +14,7 @@ import re
 import subprocess
 from importlib import metadata
 
-__all__ = ["environment", "write_section"]
+__all__ = ["environment", "pin", "write_section"]
 
 PACKAGES = ("Django", "valkey", "libvalkey", "django-valkey", "django-redis", "redis")
 
@@ -37,6 +37,28 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+_placement = "client and servers placed by the scheduler"
+
+
+def pin(server_pids) -> None:
+    """Put the servers on the first CPU and this process (with the processes it starts
+    from now on: the pure-Python worker) on the others, on a machine with two CPUs or
+    more. Every contender then measures the same way: a scheduler that puts the client
+    beside the server makes each round trip wait for a context switch, and did so for
+    one process of a run and not another."""
+    global _placement
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return
+    for pid in server_pids:
+        os.sched_setaffinity(pid, {cpus[0]})
+    os.sched_setaffinity(0, set(cpus[1:]))
+    _placement = (f"servers pinned to CPU {cpus[0]}, clients to CPU "
+                  f"{','.join(map(str, cpus[1:]))}")
+
+
 def environment(server_version: str, rounds: int) -> str:
     """A paragraph naming the commit, versions, machine and rounds of a run."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +70,7 @@ def environment(server_version: str, rounds: int) -> str:
     versions = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
     return (f"Measured {datetime.date.today().isoformat()} at commit `{commit}`: "
             f"{server_version}; Python {platform.python_version()}, {versions}; "
-            f"{os.cpu_count()} CPUs ({_cpu()}); {rounds} rounds, medians.")
+            f"{os.cpu_count()} CPUs ({_cpu()}), {_placement}; {rounds} rounds, medians.")
 
 
 def write_section(path: str, name: str, text: str) -> None:

@@ -68,7 +68,10 @@ def server_location(location):
         return
     from tests.servers import Server, server_binary
 
+    from bench.report import pin
+
     server = Server()
+    pin([server.process.pid])
     print(f"server: {server_binary()} at {server.url}", file=sys.stderr)
     try:
         yield server.url
@@ -387,6 +390,9 @@ def main():
         from tests.servers import Cluster
 
         cluster = Cluster()
+        from bench.report import pin
+
+        pin([node.process.pid for node in cluster.nodes])
         try:
             chosen, loads = cluster_contenders(cluster.url), cluster_workloads()
             summary = summarize(run(cluster.url, args.rounds, args.seconds, chosen, loads))
