@@ -143,17 +143,20 @@ class DefaultClusterClient(DefaultClient):
             view_router, self._aio.get().channel_at))  # the node channels are shared
         return view
 
-    def keys(self, search: str = "*", version: int | None = None, client: Any = None,
-             target_nodes: Any = None) -> list[str]:
+    # django-valkey's order (``target_nodes`` second) and answer (a set): a positional
+    # node group must never be read as a version.
+    def keys(self, search: str = "*", target_nodes: Any = None,  # type: ignore[override]
+             version: int | None = None, client: Any = None) -> set[str]:
         """The keys matching ``search`` on ``target_nodes`` (default: every primary)."""
-        return DefaultClient.keys(self._on_nodes(target_nodes), search, version,
-                                  client=client)
+        return set(DefaultClient.keys(self._on_nodes(target_nodes), search, version,
+                                      client=client))
 
-    async def akeys(self, search: str = "*", version: int | None = None, client: Any = None,
-                    target_nodes: Any = None) -> list[str]:
+    async def akeys(self, search: str = "*",  # type: ignore[override]
+                    target_nodes: Any = None, version: int | None = None,
+                    client: Any = None) -> set[str]:
         """The keys matching ``search`` on ``target_nodes`` (default: every primary)."""
-        return await DefaultClient.akeys(self._on_nodes(target_nodes), search, version,
-                                         client=client)
+        return set(await DefaultClient.akeys(self._on_nodes(target_nodes), search, version,
+                                             client=client))
 
     def iter_keys(self, search: str, itersize: int | None = None, client: Any = None,
                   version: int | None = None, target_nodes: Any = None) -> Iterator[str]:
