@@ -325,30 +325,45 @@ class AsyncChannel:
         self.pack_commands = pack_commands
 
     async def _sentinel_address(self, sentinel: dict):
-        """Ask the Sentinels where the primary (or a replica) of the service is."""
+        """Ask the Sentinels where the primary (or a replica) of the service is.
+
+        Each Sentinel has the connect timeout to answer (the data connection's: a
+        Sentinel that accepts and then says nothing, paused or overloaded, would
+        otherwise hold every caller forever); the next one is asked after it."""
         errors = []
+        timeout = connect_timeout(self.params)
         for sentinel_params in sentinel["sentinels"]:
             try:
-                connection = await _connect(self._loop, sentinel_params)
-            except (ConnectionError, TimeoutError) as error:
-                errors.append(error)
+                return await asyncio.wait_for(self._ask_sentinel(sentinel_params, sentinel),
+                                              timeout)
+            except (ConnectionError, TimeoutError, asyncio.TimeoutError) as error:
+                errors.append(error if not isinstance(error, asyncio.TimeoutError) else
+                              TimeoutError(f"Sentinel {sentinel_params.get('host')}:"
+                                           f"{sentinel_params.get('port')} did not answer"))
                 continue
-            try:
-                primary = await connection.send(pack_command(
-                    ("SENTINEL", "get-master-addr-by-name", sentinel["service"])), 1)
-                if sentinel["primary"] or isinstance(primary, Exception) or primary is None:
-                    replicas = []
-                else:
-                    replicas = _healthy_replicas(await connection.send(pack_command(
-                        ("SENTINEL", "replicas", sentinel["service"])), 1))
-            finally:
-                connection.close()
-            if replicas:
-                self._replica_turn += 1
-                return replicas[self._replica_turn % len(replicas)]
-            if primary is not None and not isinstance(primary, Exception):
-                return primary[0].decode(), int(primary[1])
+            except LookupError:  # this Sentinel does not know the service
+                continue
         raise ConnectionError(f"No Sentinel knows the service {sentinel['service']!r}: {errors}")
+
+    async def _ask_sentinel(self, sentinel_params: dict, sentinel: dict):
+        """One Sentinel's answer: ``(host, port)``, or LookupError if it knows none."""
+        connection = await _connect(self._loop, sentinel_params)
+        try:
+            primary = await connection.send(pack_command(
+                ("SENTINEL", "get-master-addr-by-name", sentinel["service"])), 1)
+            if sentinel["primary"] or isinstance(primary, Exception) or primary is None:
+                replicas = []
+            else:
+                replicas = _healthy_replicas(await connection.send(pack_command(
+                    ("SENTINEL", "replicas", sentinel["service"])), 1))
+        finally:
+            connection.close()
+        if replicas:
+            self._replica_turn += 1
+            return replicas[self._replica_turn % len(replicas)]
+        if primary is not None and not isinstance(primary, Exception):
+            return primary[0].decode(), int(primary[1])
+        raise LookupError(sentinel["service"])
 
     async def _open(self) -> RespConnection:
         sentinel = self.params.get("sentinel")

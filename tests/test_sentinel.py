@@ -182,3 +182,31 @@ def test_every_async_method_runs_on_the_loop(topology, alias):
                 return await exercise_async_api(cache, prefix=alias)
 
         assert set(DJANGO_ASYNC_API) | set(EXTENDED_ASYNC_API) <= asyncio.run(run())
+
+
+def test_a_silent_sentinel_bounds_the_async_lookup_by_the_connect_timeout(topology):
+    """Invariant: a Sentinel that accepts connections and answers nothing (paused) never
+    holds an async caller longer than the connect timeout: the lookup gives up on it
+    and the caller gets ConnectionInterrupted, instead of waiting forever."""
+    import time
+
+    from django_valkey_fast.exceptions import ConnectionInterrupted
+
+    primary, replica, sentinel = topology
+    settings = sentinel_caches(sentinel, CONNECTION_POOL_KWARGS={"client_name": "silent"},
+                               SOCKET_TIMEOUT=6)  # (reads may wait longer than a connect)
+    with override_settings(CACHES=settings):
+        cache = caches["async"]
+        sentinel.pause()
+        try:
+            async def lookup():
+                started = time.monotonic()
+                with pytest.raises(ConnectionInterrupted, match="did not answer"):
+                    await asyncio.wait_for(cache.get("k"), 15)
+                return time.monotonic() - started
+
+            assert asyncio.run(lookup()) < 3  # SOCKET_CONNECT_TIMEOUT is 1 s, not 6
+        finally:
+            sentinel.resume()
+        # The Sentinel answers again: the same alias finds the primary.
+        assert asyncio.run(cache.set("k", 1)) is True
