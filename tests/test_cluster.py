@@ -286,3 +286,27 @@ def test_sync_multi_node_steps_write_every_node_before_reading_any(cluster, cach
     events.clear()
     assert cache.delete_many(list(data)) == 30
     assert [kind for kind, _ in events] == ["write"] * 3 + ["read"] * 3
+
+
+def test_cluster_extras_answer_as_django_valkeys(cluster, cache):
+    """``mset_nonatomic`` answers one True per slot written and ``flushall`` empties
+    every primary whatever CLEAR_SCOPE says (ASYNC when asked), as django-valkey's
+    cluster backend does, side by side on one cluster."""
+    peer = PeerClusterCache(cluster.url, {})
+    data = {f"n{i}": i for i in range(12)}
+    ours = cache.mset_nonatomic(data)
+    theirs = peer.mset_nonatomic({f"p{i}": i for i in range(12)})
+    slots = {key_slot(f":1:{key}") for key in data}
+    assert ours == [True] * len(slots) and len(slots) > 1
+    assert theirs == [True] * len({key_slot(f":1:p{i}") for i in range(12)})
+    assert cache.get_many(list(data)) == data and peer.get_many(list(data)) == data
+    assert cache.ttl("n1") is None  # (no expiry, as MSET)
+    scoped = ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "s",
+                                              "OPTIONS": {"CLEAR_SCOPE": "prefix"}})
+    scoped.set("mine", 1)
+    assert scoped.flushall(asynchronous=True) is True
+    for node in cluster.primaries:
+        assert node.command("DBSIZE")[0] == ":0"
+    assert cache.get_many(list(data)) == {}
+    cache.set("back", 1)
+    assert cache.flushall() is True and cache.get("back") is None

@@ -21,6 +21,7 @@ from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.client.sharded import ShardOperations
 from django_valkey_fast.cluster import ClusterRouter
+from django_valkey_fast.config import SERVER_ERRORS
 from django_valkey_fast.routed_channel import AsyncClusterChannel, ClusterChannel
 
 if TYPE_CHECKING:
@@ -78,8 +79,13 @@ class DefaultClusterClient(DefaultClient):
 
     def mset_nonatomic(self, data: Mapping[Any, Any], version: int | None = None,
                        client: Any = None) -> list:
-        """``set_many`` without expiry: split by slot, not atomic across slots."""
-        return self.set_many(data, None, version, client=client)
+        """``set_many`` without expiry, split by slot, not atomic across slots; answers
+        one True per slot written, as valkey-py's ``mset_nonatomic`` (and so
+        django-valkey) does, or ``[]`` when an ignored error stopped it."""
+        if self.set_many(data, None, version, client=client):
+            return []  # (IGNORE_EXCEPTIONS: the keys that may not have been stored)
+        key = self._key
+        return [True] * len({self._router.shard_for(key(item, version)) for item in data})
 
     def msetnx(self, data: Mapping[Any, Any], version: int | None = None,
                client: Any = None) -> bool:
@@ -89,9 +95,15 @@ class DefaultClusterClient(DefaultClient):
         return raw.msetnx({self._key(k, version): self.encode(v) for k, v in data.items()})
 
     def flushall(self, asynchronous: bool = False, client: Any = None) -> bool:
-        """Delete every key on every primary (``clear``; ``asynchronous`` is implied:
-        the keys are freed in the background where the clear scope allows)."""
-        return self.clear(client=client)
+        """FLUSHALL (ASYNC with ``asynchronous``) on every primary, whatever
+        ``CLEAR_SCOPE`` says, as django-valkey's; ``clear()`` is the scoped one."""
+        if client is not None:
+            return client.flushall(asynchronous=asynchronous)
+        command = ("FLUSHALL", "ASYNC") if asynchronous else ("FLUSHALL",)
+        try:
+            return bool(self._cluster_channel.call(command))
+        except SERVER_ERRORS as error:
+            return self._errors.handle(error, lambda: False)
 
     def invalidate_key_from_cache(self, client: Any = None) -> Any:
         """valkey-py's client-side cache invalidation, on the raw cluster client."""
