@@ -29,15 +29,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.run import VALUE_100, server_location, server_version  # noqa: E402
 
-# name -> (alias, BACKEND, speaks redis://), for the per-request workload.
+# name -> (alias, BACKEND, speaks redis://, coroutines under a* names): every contender
+# is a cache alias in settings.CACHES, measured warm and built per request.
 ALIASES = {
-    "django-valkey-fast ValkeyCache": ("fast", "django_valkey_fast.cache.ValkeyCache", False),
+    "django-valkey-fast ValkeyCache": (
+        "fast", "django_valkey_fast.cache.ValkeyCache", False, True),
     "django-valkey-fast AsyncValkeyCache": (
-        "fast-async", "django_valkey_fast.async_cache.cache.AsyncValkeyCache", False),
+        "fast-async", "django_valkey_fast.async_cache.cache.AsyncValkeyCache", False, False),
     "django-valkey 0.4 AsyncValkeyCache": (
-        "dv-async", "django_valkey.async_cache.cache.AsyncValkeyCache", False),
-    "django-redis": ("dr", "django_redis.cache.RedisCache", True),
-    "Django RedisCache": ("builtin", "django.core.cache.backends.redis.RedisCache", True),
+        "dv-async", "django_valkey.async_cache.cache.AsyncValkeyCache", False, False),
+    "django-redis": ("dr", "django_redis.cache.RedisCache", True, True),
+    "Django RedisCache": ("builtin", "django.core.cache.backends.redis.RedisCache", True, True),
 }
 PER_REQUEST = "per request (build + aget + close)"
 
@@ -50,38 +52,21 @@ NAMES = {
 }
 
 
-def contenders(location):
-    from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
-    from django_redis.cache import RedisCache as DjangoRedisPackage
-    from django_valkey.async_cache.cache import AsyncValkeyCache as PeerAsync
+def contenders():
+    """Name -> (the alias's backend, whether its coroutines have a* names)."""
+    from django.core.cache import caches
 
-    from django_valkey_fast.async_cache.cache import AsyncValkeyCache
-    from django_valkey_fast.cache import ValkeyCache
-
-    def named(name):
-        return {"OPTIONS": {"CONNECTION_POOL_KWARGS": {"client_name": NAMES[name]}}}
-
-    redis_location = location.replace("valkey://", "redis://")
-    return {
-        "django-valkey-fast ValkeyCache": (ValkeyCache(location, named(
-            "django-valkey-fast ValkeyCache")), True),
-        "django-valkey-fast AsyncValkeyCache": (AsyncValkeyCache(location, named(
-            "django-valkey-fast AsyncValkeyCache")), False),
-        "django-valkey 0.4 AsyncValkeyCache": (PeerAsync(location, named(
-            "django-valkey 0.4 AsyncValkeyCache")), False),
-        "django-redis": (DjangoRedisPackage(redis_location, named("django-redis")), True),
-        "Django RedisCache": (DjangoRedisCache(redis_location, {"OPTIONS": {
-            "client_name": NAMES["Django RedisCache"]}}), True),
-    }
+    return {name: (caches[alias], prefixed)
+            for name, (alias, _, _, prefixed) in ALIASES.items()}
 
 
 def configure_aliases(location):
-    """Django settings with a cache alias per contender (for the per-request workload)."""
+    """Django settings with a cache alias per contender."""
     import django
     from django.conf import settings
 
     caches = {}
-    for name, (alias, backend, redis_scheme) in ALIASES.items():
+    for name, (alias, backend, redis_scheme, _) in ALIASES.items():
         url = location.replace("valkey://", "redis://") if redis_scheme else location
         options = ({"client_name": NAMES[name]} if name == "Django RedisCache" else
                    {"CONNECTION_POOL_KWARGS": {"client_name": NAMES[name]}})
@@ -163,7 +148,7 @@ async def connections(location):
 
 
 async def run(location, rounds, total):
-    caches = contenders(location)
+    caches = contenders()
     for cache, prefixed in caches.values():
         await prepare(cache, prefixed)
     results, peaks = {}, {name: 0 for name in caches}

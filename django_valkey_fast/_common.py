@@ -88,6 +88,9 @@ def number_like_payload(value, data, serializer_name: str):
 MAX_KEY_LENGTH = 250
 
 
+_is_exception = Exception.__instancecheck__
+
+
 def pipeline_error(replies):
     """The reply of a pipeline that is raised rather than returned in place: an error
     that is not about one command (authentication...) or a READONLY refusal; or None."""
@@ -96,5 +99,3 @@ def pipeline_error(replies):
             return reply
     return None
 
-
-_is_exception = Exception.__instancecheck__

@@ -379,8 +379,8 @@ class AsyncChannel:
         (shielded): a caller cancelled while waiting stops waiting, and nobody else
         is cancelled; the connection still opens for the others.
         """
-        connection = self._connection
-        if connection is not None and not connection.closed:
+        connection = self.open_connection()
+        if connection is not None:
             return connection
         connecting = self._connecting
         if connecting is None:
@@ -405,9 +405,7 @@ class AsyncChannel:
     async def _send(self, packed: bytes, replies: int, pipeline: bool, commands,
                     attempts=(0, 1)):
         for attempt in attempts:
-            connection = self._connection
-            if connection is None or connection.closed:
-                connection = await self.connection()
+            connection = self.open_connection() or await self.connection()
             try:
                 reply = await connection.send(packed, replies, pipeline)
             except ConnectionError as error:  # not TimeoutError: never resent
@@ -426,9 +424,10 @@ class AsyncChannel:
             return reply
         raise AssertionError("unreachable")
 
-    async def call(self, args):
-        """Run one command; return its reply (an error reply is raised)."""
-        reply = await self._send(self.pack_command(args), 1, False, (args,))
+    async def call(self, args, attempts=(0, 1)):
+        """Run one command; return its reply (an error reply is raised). ``attempts``
+        (1,) is the second attempt only (``call_again``)."""
+        reply = await self._send(self.pack_command(args), 1, False, (args,), attempts)
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -448,10 +447,7 @@ class AsyncChannel:
             connection.close()
         elif not isinstance(outcome, ConnectionError) or not may_resend(outcome, (args,)):
             raise outcome
-        reply = await self._send(self.pack_command(args), 1, False, (args,), attempts=(1,))
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
+        return await self.call(args, attempts=(1,))
 
     async def pipeline(self, commands):
         """Run several commands in one write; error replies come back in place.

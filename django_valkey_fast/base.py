@@ -38,9 +38,9 @@ __all__ = [
 def _key_setting(name: str, doc: str) -> property:
     """A backend attribute that the client's keys or timeouts depend on, stored as
     ``name`` (read through ``__getattr__`` from the configuration until this backend
-    assigns it); assigning it after construction
-    (``cache.key_prefix = ...``) reaches the client instead of leaving it on the old
-    value, which would read and write other keys than the backend says."""
+    assigns it). Assigning it after construction (``cache.key_prefix = ...``) reaches
+    the client instead of leaving it on the old value, which would read and write
+    other keys than the backend says."""
 
     def assign(backend, value) -> None:
         backend.__dict__[name] = value

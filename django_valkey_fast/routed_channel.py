@@ -114,6 +114,7 @@ class SyncNodes:
                 pipeline.abandon()  # (those left unread by an error raised above)
         return replies
 
+
 class ShardChannel(SyncNodes):
     """Runs each command on the shard its keys live on (sync)."""
 

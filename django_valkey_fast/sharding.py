@@ -4,7 +4,7 @@
 points per node on a SHA-256 ring; a ``{hash tag}`` in the key decides its shard), so
 a fleet can switch packages without moving keys. ``Router.split`` turns one
 command into per-shard commands plus a function that merges their replies, with no
-I/O: the sync and the async sharded channels (``client/sharded.py``) only run them.
+I/O: the sync and the async sharded channels (``routed_channel.py``) only run them.
 """
 
 from __future__ import annotations
