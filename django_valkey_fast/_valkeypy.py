@@ -60,25 +60,40 @@ def describe(connection) -> str:
 
 def bind(link) -> None:
     """Point ``link`` (a ``_wire`` Link) at its connection's current socket, after a
-    (re)connect: a poller to check it before reuse, and a reader of its own.
+    (re)connect: a poller to check it before reuse, a reader of its own, and whether
+    the connection wants a health check before each use.
 
     valkey-py's parser reads the handshake (and health-check PINGs); the link's reader
     reads every reply after it. Error replies become the exceptions valkey-py's parser
-    makes of them (ReadOnlyError, NoScriptError, the cluster's MovedError...).
+    makes of them (ReadOnlyError, NoScriptError, the cluster's MovedError...). Bytes
+    the parser read ahead of the handshake would be out of step with the link's
+    reader: such a connection is closed (:func:`ready` checks again after a health
+    check, the only other time the parser reads).
     """
     connection = link.connection
     sock = link.sock = connection._sock
     link.poll = _readable_check(sock)
     parser = connection._parser
+    _check_parser_drained(connection)
     reader = link.reader = Reader(protocolError=InvalidResponse, replyError=parser.parse_error)
-    reader_holds_data = reader.has_data
-    parser_holds_data = _parser_buffer_check(parser)
+    link.gets, link.feed = reader.gets, reader.feed
+    link.recv, link.sendall = (sock.recv, sock.sendall) if sock is not None else (None, None)
+    link.checks_health = bool(connection.health_check_interval)
     if hasattr(sock, "pending"):  # TLS: bytes decrypted but not read yet
-        link.holds_data = lambda: (reader_holds_data() or parser_holds_data()
-                                   or sock.pending())
+        reader_holds_data = reader.has_data
+        link.holds_data = lambda: reader_holds_data() or sock.pending()
     else:
-        link.holds_data = lambda: reader_holds_data() or parser_holds_data()
+        link.holds_data = reader.has_data  # (a C method: no Python frame per reuse check)
         _use_kernel_timeouts(sock)
+
+
+def _check_parser_drained(connection) -> None:
+    """Close ``connection`` and raise :class:`CommandNotSent` if valkey-py's parser
+    holds bytes it read past the replies it was asked for (nothing is written yet)."""
+    if _parser_buffer_check(connection._parser)():
+        connection.disconnect()
+        raise CommandNotSent(f"Unexpected bytes from {describe(connection)} "
+                             "after its handshake or health check")
 
 
 def _use_kernel_timeouts(sock) -> None:
@@ -150,6 +165,8 @@ def ready(link):
         raise_connect_failure(error)
     if connection._sock is not link.sock:
         bind(link)
+    else:
+        _check_parser_drained(connection)
     return link.sock
 
 

@@ -8,15 +8,16 @@ import time
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from valkey.exceptions import ConnectionError, DataError, InvalidResponse, TimeoutError
 
 from django_valkey_fast._common import pipeline_error
-from django_valkey_fast._valkeypy import bind, describe, ready, socket_of
+from django_valkey_fast._valkeypy import describe, ready, socket_of
 from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
 
 __all__ = [
-    "RECV_SIZE", "Link", "acquire", "collect", "pack_command", "pack_commands",
+    "RECV_SIZE", "ChannelState", "Link", "acquire", "collect", "pack_command", "pack_commands",
     "call", "pipeline", "read_replies", "read_reply", "release", "run", "write",
 ]
 
@@ -111,12 +112,11 @@ def pack_commands(commands):
 
 cpdef object read_reply(object sock, object reader):
     """The next reply on ``sock`` (an error reply as the instance ``reader`` makes)."""
-    gets = reader.gets
+    return _read(sock.recv, reader.gets, reader.feed)
+
+
+cdef object _read(recv, gets, feed):
     reply = gets()
-    if reply is not False:
-        return reply
-    recv = sock.recv
-    feed = reader.feed
     while reply is False:
         data = recv(_RECV_SIZE)
         if not data:
@@ -124,6 +124,11 @@ cpdef object read_reply(object sock, object reader):
         feed(data)
         reply = gets()
     return reply
+
+
+cdef inline object _link_reply(Link link):
+    # read_reply, with the methods the link bound once.
+    return _read(link.recv, link.gets, link.feed)
 
 
 cpdef list read_replies(object sock, object reader, Py_ssize_t count):
@@ -141,12 +146,24 @@ _monotonic = time.monotonic
 _SOCKET_TIMEOUTS = (socket.timeout, BlockingIOError)
 
 
+cdef inline double _now():
+    # time.monotonic()'s clock, read without a Python call.
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
 cdef class Link:
     """A pooled connection as the sync channel uses it: the socket it watches, a
-    poller and a reply reader for that socket (set by ``_valkeypy.bind``), whether
-    it holds unread bytes, and when it was last given back."""
+    poller and a reply reader for that socket, whether they hold unread bytes, whether
+    the connection wants a health check before use (all set by ``_valkeypy.bind``),
+    and when it was last given back."""
 
     cdef public object connection, sock, poll, reader, holds_data
+    # The socket's and the reader's methods, bound once per socket (``_valkeypy.bind``)
+    # rather than looked up, and a method object made, on every call.
+    cdef public object recv, sendall, gets, feed
+    cdef public bint checks_health
     cdef public double since
 
     def __init__(self, connection):
@@ -155,10 +172,25 @@ cdef class Link:
         self.poll = None
         self.reader = None
         self.holds_data = None
+        self.recv = self.sendall = self.gets = self.feed = None
+        self.checks_health = False
         self.since = 0.0
 
 
-cpdef Link acquire(channel):
+cdef class ChannelState:
+    """What the round trip reads of a sync channel on every command: its idle
+    connections, its pool kind, its idle policy and its RESP packers (the base of
+    ``channel.Channel``; compiled, each is a C field rather than a dict lookup)."""
+
+    cdef public list _idle
+    cdef public bint _blocking
+    cdef public object _wait_timeout, _lock, _returned
+    cdef public Py_ssize_t _waiting
+    cdef public double idle_timeout
+    cdef public object pack_command, pack_commands
+
+
+cpdef Link acquire(ChannelState channel):
     """An idle connection of ``channel`` that passes the reuse check, or a new one."""
     cdef list idle = channel._idle
     cdef Link link
@@ -180,12 +212,12 @@ cpdef Link acquire(channel):
         channel._close(link)
 
 
-cpdef release(channel, Link link):
+cpdef release(ChannelState channel, Link link):
     """Give ``link`` back to ``channel``'s idle connections (the most recent on top),
     and close the ones idle for more than the channel's ``idle_timeout``."""
-    if socket_of(link.connection) is not link.sock:
-        bind(link)
-    cdef double now = _monotonic()
+    # (A link whose connection valkey-py closed or reconnected meanwhile is caught by
+    # the next acquire's check.)
+    cdef double now = _now()
     link.since = now
     cdef list idle = channel._idle
     if channel._blocking:
@@ -206,14 +238,12 @@ cpdef release(channel, Link link):
 cpdef write(Link link, bytes packed, replies):
     """Write ``packed`` (connecting first if needed); a failure raises what it means
     for at-most-once: ``CommandNotSent`` when nothing can have run."""
-    connection = link.connection
-    sock = link.sock
-    if connection.health_check_interval or socket_of(connection) is None:
-        sock = ready(link)
+    if link.checks_health or link.sock is None:
+        ready(link)
     try:
-        sock.sendall(packed)
+        link.sendall(packed)
     except OSError as error:
-        where = describe(connection)
+        where = describe(link.connection)
         if isinstance(error, _SOCKET_TIMEOUTS):
             raise TimeoutError(f"Timeout writing to {where}") from error
         if replies is None:
@@ -223,11 +253,12 @@ cpdef write(Link link, bytes packed, replies):
 
 cpdef collect(Link link, replies):
     """Read the reply (``replies`` None) or the ``replies`` replies of a pipeline."""
+    cdef Py_ssize_t i
     try:
         if replies is None:
-            reply = read_reply(link.sock, link.reader)
+            reply = _link_reply(link)
         else:
-            results = read_replies(link.sock, link.reader, replies)
+            results = [_link_reply(link) for i in range(<Py_ssize_t>replies)]
     except _SOCKET_TIMEOUTS:
         raise TimeoutError(f"Timeout reading from {describe(link.connection)}")
     except OSError as error:
@@ -249,7 +280,7 @@ cpdef collect(Link link, replies):
     return results
 
 
-cpdef run(channel, bytes packed, replies, commands):
+cpdef run(ChannelState channel, bytes packed, replies, commands):
     """Run ``packed`` (``commands``, packed) on one of ``channel``'s connections and
     return the reply; after a failure the channel's ``_failed`` rule decides whether
     it is sent again (at most once more)."""
@@ -268,13 +299,13 @@ cpdef run(channel, bytes packed, replies, commands):
         return result
 
 
-def call(channel, args):
+def call(ChannelState channel, args):
     """``Channel.call``: run one command (a tuple of arguments) and return its reply
     (a function here so that, compiled, the method call adds no Python frame)."""
     return run(channel, channel.pack_command(args), None, (args,))
 
 
-def pipeline(channel, commands):
+def pipeline(ChannelState channel, commands):
     """``Channel.pipeline``: run several commands in one round trip; error replies
     come back in place."""
     return run(channel, channel.pack_commands(commands), len(commands), commands)

@@ -17,11 +17,11 @@ import time
 from valkey.exceptions import ConnectionError, DataError, InvalidResponse, TimeoutError
 
 from django_valkey_fast._common import pipeline_error
-from django_valkey_fast._valkeypy import bind, describe, ready, socket_of
+from django_valkey_fast._valkeypy import describe, ready, socket_of
 from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
 
 __all__ = [
-    "RECV_SIZE", "Link", "acquire", "collect", "pack_command", "pack_commands",
+    "RECV_SIZE", "ChannelState", "Link", "acquire", "collect", "pack_command", "pack_commands",
     "call", "pipeline", "read_replies", "read_reply", "release", "run", "write",
 ]
 
@@ -69,14 +69,23 @@ def pack_commands(commands):
 
 def read_reply(sock, reader):
     """The next reply on ``sock`` (an error reply as the instance ``reader`` makes)."""
-    reply = reader.gets()
+    return _read(sock.recv, reader.gets, reader.feed)
+
+
+def _read(recv, gets, feed):
+    reply = gets()
     while reply is False:
-        data = sock.recv(RECV_SIZE)
+        data = recv(RECV_SIZE)
         if not data:
             raise ConnectionResetError("Connection closed by server.")
-        reader.feed(data)
-        reply = reader.gets()
+        feed(data)
+        reply = gets()
     return reply
+
+
+def _link_reply(link):
+    # read_reply, with the methods the link bound once.
+    return _read(link.recv, link.gets, link.feed)
 
 
 def read_replies(sock, reader, count):
@@ -94,10 +103,12 @@ _SOCKET_TIMEOUTS = (socket.timeout, BlockingIOError)
 
 class Link:
     """A pooled connection as the sync channel uses it: the socket it watches, a
-    poller and a reply reader for that socket (set by ``_valkeypy.bind``), whether
-    it holds unread bytes, and when it was last given back."""
+    poller and a reply reader for that socket, whether they hold unread bytes, whether
+    the connection wants a health check before use (all set by ``_valkeypy.bind``),
+    and when it was last given back."""
 
-    __slots__ = ("connection", "sock", "poll", "reader", "holds_data", "since")
+    __slots__ = ("connection", "sock", "poll", "reader", "holds_data", "recv", "sendall",
+                 "gets", "feed", "checks_health", "since")
 
     def __init__(self, connection):
         self.connection = connection
@@ -105,7 +116,19 @@ class Link:
         self.poll = None
         self.reader = None
         self.holds_data = None
+        # The socket's and the reader's methods, bound once per socket (``bind``).
+        self.recv = self.sendall = self.gets = self.feed = None
+        self.checks_health = False
         self.since = 0.0
+
+
+class ChannelState:
+    """What the round trip reads of a sync channel on every command: its idle
+    connections, its pool kind, its idle policy and its RESP packers (the base of
+    ``channel.Channel``; compiled, each is a C field rather than a dict lookup)."""
+
+    __slots__ = ("_idle", "_blocking", "_wait_timeout", "_lock", "_returned", "_waiting",
+                 "idle_timeout", "pack_command", "pack_commands")
 
 
 def acquire(channel):
@@ -137,8 +160,8 @@ def acquire(channel):
 def release(channel, link):
     """Give ``link`` back to ``channel``'s idle connections (the most recent on top),
     and close the ones idle for more than the channel's ``idle_timeout``."""
-    if socket_of(link.connection) is not link.sock:
-        bind(link)  # valkey-py reconnected it (health check)
+    # (A link whose connection valkey-py closed or reconnected meanwhile is caught by
+    # the next acquire's check.)
     now = link.since = _monotonic()
     idle = channel._idle
     if channel._blocking:
@@ -162,14 +185,12 @@ def write(link, packed, replies):
     """Write ``packed`` (connecting first if needed); a failure raises what it means
     for at-most-once: :class:`CommandNotSent` when nothing can have run. ``replies``
     is None for one command, else the length of a pipeline."""
-    connection = link.connection
-    sock = link.sock
-    if connection.health_check_interval or socket_of(connection) is None:
-        sock = ready(link)
+    if link.checks_health or link.sock is None:
+        ready(link)
     try:
-        sock.sendall(packed)
+        link.sendall(packed)
     except OSError as error:
-        where = describe(connection)
+        where = describe(link.connection)
         if isinstance(error, _SOCKET_TIMEOUTS):
             raise TimeoutError(f"Timeout writing to {where}") from error
         if replies is None:
@@ -184,9 +205,9 @@ def collect(link, replies):
     (except those :func:`pipeline_error` picks, which are raised)."""
     try:
         if replies is None:
-            reply = read_reply(link.sock, link.reader)
+            reply = _link_reply(link)
         else:
-            results = read_replies(link.sock, link.reader, replies)
+            results = [_link_reply(link) for _ in range(replies)]
     except _SOCKET_TIMEOUTS:
         raise TimeoutError(f"Timeout reading from {describe(link.connection)}")
     except OSError as error:

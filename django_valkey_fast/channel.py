@@ -42,12 +42,12 @@ from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError, Tim
 from django_valkey_fast._valkeypy import bind, raise_connect_failure
 from django_valkey_fast import _wire
 from django_valkey_fast._wire import (
-    Link, acquire, collect, pack_command, pack_commands, release, write,
+    ChannelState, Link, acquire, collect, pack_command, pack_commands, release, write,
 )
 from django_valkey_fast.exceptions import CommandNotSent
 from django_valkey_fast.retry import may_resend, refused_everywhere
 
-__all__ = ["Channel", "SentPipeline", "channel_of", "channel_of_pool"]
+__all__ = ["IDLE_TIMEOUT", "Channel", "SentPipeline", "channel_of", "channel_of_pool"]
 
 _channels: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _channels_lock = threading.Lock()
@@ -85,12 +85,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_connections)
 
 
-class Channel:
-    """One server's connections, and the sync step that runs commands on them."""
+IDLE_TIMEOUT = 300.0  # seconds a connection may stay idle before it is closed
 
-    idle_timeout = 300.0  # seconds a connection may stay idle before it is closed
+
+class Channel(ChannelState):
+    """One server's connections, and the sync step that runs commands on them.
+
+    ``idle_timeout`` (seconds, :data:`IDLE_TIMEOUT` unless set) is how long a
+    connection may stay idle before it is closed."""
 
     def __init__(self, pool, pack_command=pack_command, pack_commands=pack_commands):
+        self.idle_timeout = IDLE_TIMEOUT
         self.pool = pool
         # The RESP packers: the compiled or pure twins (the benchmark sets both).
         self.pack_command = pack_command

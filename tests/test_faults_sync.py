@@ -21,7 +21,7 @@ import pytest
 import valkey
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
 
-from django_valkey_fast.channel import channel_of
+from django_valkey_fast.channel import IDLE_TIMEOUT, channel_of
 from django_valkey_fast.exceptions import ConnectionInterrupted
 from tests.fault_proxy import FaultProxy
 from tests.servers import Server
@@ -494,7 +494,7 @@ def test_idle_connections_after_a_burst_are_closed(make_cache, server):
         _wait_until(lambda: server.command("CLIENT LIST")[0].count("name=burst") <= 2,
                     what="the server to see the connections closed")
     finally:
-        channel.idle_timeout = type(channel).idle_timeout
+        channel.idle_timeout = IDLE_TIMEOUT
 
 
 def test_write_refused_because_the_server_is_gone_is_resent(make_cache, own_server):
