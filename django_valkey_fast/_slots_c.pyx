@@ -67,35 +67,37 @@ def key_slot(key) -> int:
 # -- splitting commands by place (shards or slots), for the routers and the cluster plan
 
 
-@cython.boundscheck(True)
-@cython.wraparound(True)
 def split_keys(command, place_of):
     """Split a command over many keys (MGET, DEL, ...) by the place ``place_of(key)``
     names: ``(parts, spots)``, ``parts`` the ``(place, command)`` pairs and ``spots``
     the positions in ``command`` of each part's keys; ``spots`` is None when every
     key has one place (the command goes whole)."""
+    cdef tuple args = command if type(command) is tuple else tuple(command)
+    cdef Py_ssize_t count = len(args), position
     cdef dict positions = {}
-    cdef Py_ssize_t position
-    cdef list found
     cdef bint by_slot = place_of is key_slot
+    cdef list found
     place = None
-    for position in range(1, len(command)):
-        key = command[position]
+    for position in range(1, count):
+        key = args[position]
         place = _slot_of(key) if by_slot else place_of(key)
-        found = positions.get(place)
-        if found is None:
+        spots = positions.get(place)
+        if spots is None:
             positions[place] = [position]
         else:
-            found.append(position)
+            (<list>spots).append(position)
     if len(positions) == 1:
         return [(place, command)], None
-    verb = command[0]
-    parts = []
-    for place, found in positions.items():
+    if count == 0:
+        raise IndexError("tuple index out of range")  # (as the pure twin's command[0])
+    verb = args[0]
+    cdef list parts = []
+    for place, spots in positions.items():
+        found = <list>spots
         if len(found) == 1:
-            parts.append((place, (verb, command[found[0]])))
+            parts.append((place, (verb, args[<Py_ssize_t>found[0]])))
         else:
-            parts.append((place, (verb, *[command[spot] for spot in found])))
+            parts.append((place, (verb, *[args[<Py_ssize_t>spot] for spot in found])))
     return parts, list(positions.values())
 
 
@@ -116,50 +118,66 @@ def merge_values(spots, count, replies):
     return values
 
 
-@cython.boundscheck(True)
-@cython.wraparound(True)
-def group_parts(slots, todo, asking):
+def group_parts(slots, dict todo, asking):
     """``{node: ([part number, ...], [command, ...])}``: where each part still to run
     (``todo``: number -> (slot, command)) goes, in order, by the slot map ``slots``; a
     part redirected by ASK (``asking``: number -> node) goes to the named node after
     an ``ASKING`` (numbered None). A slot no node serves raises ``LookupError(slot)``."""
     cdef dict per_node = {}
+    cdef list slot_map = slots if type(slots) is list else list(slots)
+    cdef Py_ssize_t slot, size = len(slot_map)
     cdef tuple group
-    for number, (slot, command) in todo.items():
+    for number, (place, command) in todo.items():
         target = asking.get(number) if asking else None
         if target is None:
-            node = slots[slot]
+            slot = place
+            if slot < 0:
+                slot += size
+            if slot < 0 or slot >= size:
+                raise IndexError("list index out of range")
+            node = slot_map[slot]
             if node is None:
-                raise LookupError(slot)
-            group = per_node.get(node)
-            if group is None:
+                raise LookupError(place)
+            found = per_node.get(node)
+            if found is None:
                 per_node[node] = ([number], [command])
             else:
-                group[0].append(number)
-                group[1].append(command)
+                group = <tuple>found
+                (<list>group[0]).append(number)
+                (<list>group[1]).append(command)
         else:
-            group = per_node.get(target)
-            if group is None:
-                group = per_node[target] = ([], [])
-            group[0].extend((None, number))
-            group[1].extend((("ASKING",), command))
+            found = per_node.get(target)
+            if found is None:
+                found = per_node[target] = ([], [])
+            group = <tuple>found
+            (<list>group[0]).extend((None, number))
+            (<list>group[1]).extend((("ASKING",), command))
     return per_node
 
 
-@cython.boundscheck(True)
-@cython.wraparound(True)
-def take_replies(numbers, replies, replies_of, todo):
+def take_replies(numbers, replies, list replies_of, dict todo):
     """Keep the replies of one node's pipeline (``numbers[i]``: the part the ``i``th
     reply answers, None for ASKING's): each reply that is not an error goes to
     ``replies_of[number]`` and its part leaves ``todo``; the error replies are
     returned as ``[(number, error), ...]`` for the plan to judge."""
     cdef list errors = []
-    for number, reply in zip(numbers, replies):
+    cdef list numbered = numbers if type(numbers) is list else list(numbers)
+    cdef list answered = replies if type(replies) is list else list(replies)
+    cdef Py_ssize_t i, index, count = min(len(numbered), len(answered))
+    cdef Py_ssize_t size = len(replies_of)
+    for i in range(count):
+        number = numbered[i]
         if number is None:
             continue
+        reply = answered[i]
         if isinstance(reply, Exception):
             errors.append((number, reply))
             continue
-        replies_of[number] = reply
+        index = number
+        if index < 0:
+            index += size
+        if index < 0 or index >= size:
+            raise IndexError("list assignment index out of range")
+        replies_of[index] = reply
         del todo[number]
     return errors

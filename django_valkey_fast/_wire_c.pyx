@@ -96,11 +96,26 @@ def pack_command(args):
     return result
 
 
+_NO_VERB = object()
+
+
 def pack_commands(commands):
     """Return several commands as one RESP buffer (a pipeline, one write)."""
-    cdef list all_encoded = [[_encode(arg) for arg in args] for args in commands]
-    cdef Py_ssize_t total = 0, pos = 0
+    cdef list all_encoded = []
     cdef list encoded
+    cdef Py_ssize_t total = 0, pos = 0
+    verb, verb_bytes = _NO_VERB, None
+    for args in commands:
+        encoded = []
+        for arg in args:
+            if not encoded and arg is verb:  # (a pipeline repeats its verb object)
+                encoded.append(verb_bytes)
+            elif not encoded:
+                verb, verb_bytes = arg, _encode(arg)
+                encoded.append(verb_bytes)
+            else:
+                encoded.append(_encode(arg))
+        all_encoded.append(encoded)
     for encoded in all_encoded:
         total += _packed_size(encoded)
     cdef bytes result = PyBytes_FromStringAndSize(NULL, total)

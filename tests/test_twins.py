@@ -184,10 +184,15 @@ def test_pack_command_matches_valkey_py(impl):
 
 
 def test_pack_commands_is_the_concatenation(impl):
-    commands = [("GET", "a"), ("SET", "b", b"x" * 10000)]
+    verb = "GET"  # one object repeated, as a cluster pipeline's parts repeat theirs
+    commands = [(verb, "a"), ("SET", "b", b"x" * 10000), (verb, "c"), (verb, b"d"),
+                (b"GET", "e"), ["MGET", "f", "g"], ()]
     assert impl.wire.pack_commands(commands) == b"".join(
         impl.wire.pack_command(c) for c in commands
     )
+    for bad in (None, True):  # a bad verb is refused, repeated or not
+        with pytest.raises(DataError, match="Invalid input of type"):
+            impl.wire.pack_commands([(bad, "a"), (bad, "b")])
 
 
 @pytest.mark.parametrize("bad", [True, None, object()])
@@ -344,6 +349,17 @@ def test_group_parts_and_take_replies(impl):
     errors = impl.slots.take_replies([None, 0, 2], [b"OK", b"A", moved], replies_of, todo)
     assert errors == [(2, moved)] and replies_of == [b"A", None, None]
     assert list(todo) == [1, 2]
+    # Both twins index as Python lists do: from the end when negative, else IndexError.
+    assert impl.slots.group_parts(slots, {7: (-2, ("GET", "z"))}, {}) == {
+        ("n2", 2): ([7], [("GET", "z")])}
+    with pytest.raises(IndexError):
+        impl.slots.group_parts(slots, {7: (4, ("GET", "z"))}, {})
+    with pytest.raises(ValueError):
+        impl.slots.group_parts(slots, {7: (0, ("GET", "z"), "extra")}, {})
+    impl.slots.take_replies([-1], [b"Z"], replies_of, {-1: None})
+    assert replies_of == [b"A", None, b"Z"]
+    with pytest.raises(IndexError):
+        impl.slots.take_replies([3], [b"Z"], replies_of, {3: None})
 
 
 def test_make_many_and_decode_many(impl):
