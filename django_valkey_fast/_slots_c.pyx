@@ -3,6 +3,7 @@
 hash slots, and the per-key loops of splitting commands by place."""
 
 cimport cython
+from libc.stdlib cimport free, malloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 
@@ -74,13 +75,12 @@ def split_keys(command, place_of):
     key has one place (the command goes whole)."""
     cdef tuple args = command if type(command) is tuple else tuple(command)
     cdef Py_ssize_t count = len(args), position
+    if place_of is key_slot and count > 2:
+        return _split_by_slot(command, args, count)
     cdef dict positions = {}
-    cdef bint by_slot = place_of is key_slot
-    cdef list found
     place = None
     for position in range(1, count):
-        key = args[position]
-        place = _slot_of(key) if by_slot else place_of(key)
+        place = place_of(args[position])
         spots = positions.get(place)
         if spots is None:
             positions[place] = [position]
@@ -92,6 +92,7 @@ def split_keys(command, place_of):
         raise IndexError("tuple index out of range")  # (as the pure twin's command[0])
     verb = args[0]
     cdef list parts = []
+    cdef list found
     for place, spots in positions.items():
         found = <list>spots
         if len(found) == 1:
@@ -99,6 +100,60 @@ def split_keys(command, place_of):
         else:
             parts.append((place, (verb, *[args[<Py_ssize_t>spot] for spot in found])))
     return parts, list(positions.values())
+
+
+cdef object _split_by_slot(command, tuple args, Py_ssize_t count):
+    # split_keys by key_slot, grouped in C: the keys' slots in an array, each slot's
+    # group found in a small open-addressing table (no Python dict, no int per key).
+    cdef Py_ssize_t keys = count - 1, capacity = 4, i, j, g, groups = 0
+    while capacity < 2 * keys:
+        capacity *= 2
+    cdef int* memory = <int*>malloc((3 * keys + 2 * capacity) * sizeof(int))
+    if memory == NULL:
+        raise MemoryError()
+    cdef int* group_of = memory                 # key i -> its group
+    cdef int* group_slot = memory + keys        # group -> slot (first-seen order)
+    cdef int* group_size = memory + 2 * keys    # group -> how many keys
+    cdef int* table_slot = memory + 3 * keys    # hash table: slot, or -1
+    cdef int* table_group = table_slot + capacity
+    cdef int slot
+    cdef list parts, spots_of, spots
+    try:
+        for j in range(capacity):
+            table_slot[j] = -1
+        for i in range(keys):
+            slot = _slot_of(args[i + 1])
+            j = (slot * 40503) & (capacity - 1)
+            while table_slot[j] != -1 and table_slot[j] != slot:
+                j = (j + 1) & (capacity - 1)
+            if table_slot[j] == -1:
+                table_slot[j] = slot
+                table_group[j] = groups
+                group_slot[groups] = slot
+                group_size[groups] = 0
+                groups += 1
+            g = table_group[j]
+            group_of[i] = g
+            group_size[g] += 1
+        if groups == 1:
+            return [(group_slot[0], command)], None
+        verb = args[0]
+        spots_of = [None] * groups
+        for g in range(groups):
+            spots_of[g] = []
+        for i in range(keys):
+            (<list>spots_of[group_of[i]]).append(i + 1)
+        parts = []
+        for g in range(groups):
+            spots = <list>spots_of[g]
+            if group_size[g] == 1:
+                parts.append((group_slot[g], (verb, args[<Py_ssize_t>spots[0]])))
+            else:
+                parts.append((group_slot[g],
+                              (verb, *[args[<Py_ssize_t>spot] for spot in spots])))
+        return parts, spots_of
+    finally:
+        free(memory)
 
 
 @cython.boundscheck(True)

@@ -10,6 +10,10 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
+
 from valkey.exceptions import ConnectionError, DataError, InvalidResponse, TimeoutError
 
 from django_valkey_fast._common import pipeline_error
@@ -25,12 +29,12 @@ cdef Py_ssize_t _RECV_SIZE = 65536  # bytes asked of the socket per read
 RECV_SIZE = _RECV_SIZE
 
 
-cdef inline bytes _encode(arg):
+cdef inline object _encode(arg):
+    # The argument as bytes, or an exact str (written as its UTF-8 by _view: no bytes
+    # object made for it). What valkey-py's encoder makes of each type.
     arg_type = type(arg)
-    if arg_type is bytes:
-        return <bytes>arg
-    if arg_type is str:
-        return (<str>arg).encode("utf-8")
+    if arg_type is bytes or arg_type is str:
+        return arg
     if arg_type is int or arg_type is float:
         return repr(arg).encode()
     if isinstance(arg, (bytes, bytearray, memoryview)):
@@ -43,6 +47,15 @@ cdef inline bytes _encode(arg):
         f"Invalid input of type: '{type(arg).__name__}'. "
         "Convert to a bytes, string, int or float first."
     )
+
+
+cdef inline const char* _view(data, Py_ssize_t* size) except NULL:
+    # The bytes of an encoded argument (an exact str's UTF-8, which CPython keeps
+    # with the str: an ASCII str's own characters).
+    if type(data) is bytes:
+        size[0] = PyBytes_GET_SIZE(data)
+        return PyBytes_AS_STRING(data)
+    return PyUnicode_AsUTF8AndSize(data, size)
 
 
 cdef inline Py_ssize_t _digits(Py_ssize_t n):
@@ -67,20 +80,21 @@ cdef inline Py_ssize_t _write_header(char* out, char kind, Py_ssize_t n):
     return d + 3
 
 
-cdef Py_ssize_t _packed_size(list encoded):
+cdef Py_ssize_t _packed_size(list encoded) except -1:
     cdef Py_ssize_t total = 3 + _digits(len(encoded)), size
     for data in encoded:
-        size = PyBytes_GET_SIZE(data)
+        _view(data, &size)
         total += 3 + _digits(size) + size + 2
     return total
 
 
-cdef Py_ssize_t _write(char* out, list encoded):
+cdef Py_ssize_t _write(char* out, list encoded) except -1:
     cdef Py_ssize_t pos = _write_header(out, b'*', len(encoded)), size
+    cdef const char* view
     for data in encoded:
-        size = PyBytes_GET_SIZE(data)
+        view = _view(data, &size)
         pos += _write_header(out + pos, b'$', size)
-        memcpy(out + pos, PyBytes_AS_STRING(data), size)
+        memcpy(out + pos, view, size)
         pos += size
         out[pos] = b'\r'
         out[pos + 1] = b'\n'

@@ -145,3 +145,20 @@ def test_pack_twins_agree_for_any_iterable(args, container):
 @given(st.binary(max_size=40) | st.text(max_size=20).map(lambda t: "{" + t + "}x"))
 def test_slot_twins_agree(key):
     assert _slots_py.key_slot(key) == _slots_c.key_slot(key)
+
+
+# Keys that share slots often: hash tags from a small set, plain keys from a larger one.
+cluster_keys = st.lists(
+    st.sampled_from(["{a}", "{b}", "{c}"]).flatmap(lambda tag: st.text(max_size=3).map(
+        lambda text: tag + text)) | st.text(max_size=4) | st.binary(max_size=4),
+    min_size=0, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cluster_keys, st.sampled_from([tuple, list]))
+def test_split_by_slot_twins_agree(keys, container):
+    """Splitting a multi-key command by slot (the compiled twin groups in C): the same
+    parts, in the same order, with the same spots, or the same error."""
+    for command in (container(["MGET", *keys]), container(["DEL", *keys, *keys])):
+        assert _outcome(_slots_py.split_keys, command, _slots_py.key_slot) == \
+            _outcome(_slots_c.split_keys, command, _slots_c.key_slot)
