@@ -8,7 +8,6 @@ import time
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 
 cdef extern from "Python.h":
@@ -175,11 +174,23 @@ _monotonic = time.monotonic
 _SOCKET_TIMEOUTS = (socket.timeout, BlockingIOError)
 
 
-cdef inline double _now():
-    # time.monotonic()'s clock, read without a Python call.
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #include <windows.h>
+    static double dvf_now(void) { return (double)GetTickCount64() / 1000.0; }
+    #else
+    #include <time.h>
+    static double dvf_now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
+    #endif
+    """
+    double _now "dvf_now" () nogil
+    # A monotonic clock read without a Python call: when a link was given back
+    # (``Link.since``, only ever compared with this clock's own readings).
 
 
 cdef class Link:
