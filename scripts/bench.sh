@@ -3,12 +3,19 @@
 #   bash scripts/bench.sh            sync workloads
 #   bash scripts/bench.sh --async    async workloads at 1 and 50 in flight
 #   bash scripts/bench.sh --cluster  cluster backends on a 6-node cluster
+#   bash scripts/bench.sh --instructions  client instructions per call (valgrind's callgrind)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh test
 if [ "${1:-}" = "--async" ]; then
     shift
     .venv/bin/python bench/run_async.py "$@"
+elif [ "${1:-}" = "--instructions" ]; then
+    shift
+    if ! command -v valgrind >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+    fi
+    .venv/bin/python bench/instructions.py "$@"
 else
     .venv/bin/python bench/run.py "$@"
 fi
