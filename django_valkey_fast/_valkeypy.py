@@ -72,6 +72,7 @@ def bind(link) -> None:
     """
     connection = link.connection
     sock = link.sock = connection._sock
+    link.fd = sock.fileno() if sock is not None else -1
     link.poll = _readable_check(sock)
     parser = connection._parser
     _check_parser_drained(connection)

@@ -179,27 +179,42 @@ cdef extern from *:
     #if defined(_WIN32)
     #include <windows.h>
     static double dvf_now(void) { return (double)GetTickCount64() / 1000.0; }
+    static int dvf_fd_readable(long long fd) { (void)fd; return -1; }
     #else
     #include <time.h>
+    #include <poll.h>
     static double dvf_now(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
     }
+    static int dvf_fd_readable(long long fd) {
+        /* poll(2) with no wait: the GIL need not be released, nor a list made. */
+        struct pollfd entry;
+        entry.fd = (int)fd;
+        entry.events = POLLIN;
+        entry.revents = 0;
+        return poll(&entry, 1, 0) != 0;  /* ready, hung up, or poll failed */
+    }
     #endif
     """
     double _now "dvf_now" () nogil
+    int _fd_readable "dvf_fd_readable" (long long fd) nogil
+    # Whether socket ``fd`` has something to read (bytes, EOF, an error): 1, 0, or -1
+    # where this build cannot tell (Windows: the link's Python poller is asked).
     # A monotonic clock read without a Python call: when a link was given back
     # (``Link.since``, only ever compared with this clock's own readings).
 
 
 cdef class Link:
-    """A pooled connection as the sync channel uses it: the socket it watches, a
-    poller and a reply reader for that socket, whether they hold unread bytes, whether
+    """A pooled connection as the sync channel uses it: the socket it watches (and its
+    descriptor), a poller and a reply reader for that socket, whether they hold unread
+    bytes, whether
     the connection wants a health check before use (all set by ``_valkeypy.bind``),
     and when it was last given back."""
 
     cdef public object connection, sock, poll, reader, holds_data
+    cdef public long long fd  # the socket's descriptor, -1 without one
     # The socket's and the reader's methods, bound once per socket (``_valkeypy.bind``)
     # rather than looked up, and a method object made, on every call.
     cdef public object recv, sendall, gets, feed
@@ -209,6 +224,7 @@ cdef class Link:
     def __init__(self, connection):
         self.connection = connection
         self.sock = None
+        self.fd = -1
         self.poll = None
         self.reader = None
         self.holds_data = None
@@ -230,6 +246,13 @@ cdef class ChannelState:
     cdef public object pack_command, pack_commands
 
 
+cdef inline bint _readable(Link link) except -1:
+    cdef int found = _fd_readable(link.fd) if link.fd >= 0 else -1
+    if found < 0:
+        return bool(link.poll(0))
+    return found
+
+
 cpdef Link acquire(ChannelState channel):
     """An idle connection of ``channel`` that passes the reuse check, or a new one."""
     cdef list idle = channel._idle
@@ -247,7 +270,7 @@ cpdef Link acquire(ChannelState channel):
                 if not channel._reserve(deadline):
                     continue
             return channel._new_link()
-        if socket_of(link.connection) is link.sock and not link.poll(0) and not link.holds_data():
+        if socket_of(link.connection) is link.sock and not _readable(link) and not link.holds_data():
             return link
         channel._close(link)
 

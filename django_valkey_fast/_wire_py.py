@@ -102,17 +102,19 @@ _SOCKET_TIMEOUTS = (socket.timeout, BlockingIOError)
 
 
 class Link:
-    """A pooled connection as the sync channel uses it: the socket it watches, a
-    poller and a reply reader for that socket, whether they hold unread bytes, whether
+    """A pooled connection as the sync channel uses it: the socket it watches (and its
+    descriptor), a poller and a reply reader for that socket, whether they hold unread
+    bytes, whether
     the connection wants a health check before use (all set by ``_valkeypy.bind``),
     and when it was last given back."""
 
-    __slots__ = ("connection", "sock", "poll", "reader", "holds_data", "recv", "sendall",
-                 "gets", "feed", "checks_health", "since")
+    __slots__ = ("connection", "sock", "fd", "poll", "reader", "holds_data", "recv",
+                 "sendall", "gets", "feed", "checks_health", "since")
 
     def __init__(self, connection):
         self.connection = connection
         self.sock = None
+        self.fd = -1  # the socket's descriptor (the compiled twin polls it directly)
         self.poll = None
         self.reader = None
         self.holds_data = None
