@@ -182,7 +182,14 @@ cdef class Codec:
     def decode_many(self, keys, nkeys, replies):
         """``{key: decoded reply}`` for the replies of an MGET that are not None
         (``keys[i]`` was asked as ``nkeys[i]``)."""
-        found = {}
+        cdef dict found = {}
+        cdef Py_ssize_t i
+        if type(keys) is list and type(nkeys) is list and type(replies) is list:
+            for i in range(min(len(<list>keys), len(<list>nkeys), len(<list>replies))):
+                reply = (<list>replies)[i]
+                if reply is not None:
+                    found[(<list>keys)[i]] = self.decode(reply, (<list>nkeys)[i])
+            return found
         for key, nkey, reply in zip(keys, nkeys, replies):
             if reply is not None:
                 found[key] = self.decode(reply, nkey)

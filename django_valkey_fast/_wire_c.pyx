@@ -116,18 +116,31 @@ def pack_commands(commands):
     """Return several commands as one RESP buffer (a pipeline, one write)."""
     cdef list all_encoded = []
     cdef list encoded
-    cdef Py_ssize_t total = 0, pos = 0
+    cdef tuple fixed
+    cdef Py_ssize_t total = 0, pos = 0, i, count
     verb, verb_bytes = _NO_VERB, None
     for args in commands:
-        encoded = []
-        for arg in args:
-            if not encoded and arg is verb:  # (a pipeline repeats its verb object)
-                encoded.append(verb_bytes)
-            elif not encoded:
-                verb, verb_bytes = arg, _encode(arg)
-                encoded.append(verb_bytes)
-            else:
-                encoded.append(_encode(arg))
+        if type(args) is tuple:  # (the usual case: indexed, no iterator made)
+            fixed = <tuple>args
+            count = len(fixed)
+            encoded = [None] * count
+            if count:
+                first = fixed[0]
+                if first is not verb:
+                    verb, verb_bytes = first, _encode(first)
+                encoded[0] = verb_bytes
+            for i in range(1, count):
+                encoded[i] = _encode(fixed[i])
+        else:
+            encoded = []
+            for arg in args:
+                if not encoded and arg is verb:  # (a pipeline repeats its verb object)
+                    encoded.append(verb_bytes)
+                elif not encoded:
+                    verb, verb_bytes = arg, _encode(arg)
+                    encoded.append(verb_bytes)
+                else:
+                    encoded.append(_encode(arg))
         all_encoded.append(encoded)
     for encoded in all_encoded:
         total += _packed_size(encoded)
