@@ -37,7 +37,7 @@ except ImportError:  # the extra is not installed: the pure-Python reader
 
 __all__ = [
     "KERNEL_TIMEOUTS", "Reader", "TESTED_VALKEY_PY", "abandon_transport", "abandon_valkey_pool",
-    "bind", "describe", "raise_connect_failure", "ready", "socket_of",
+    "bind", "describe", "raise_connect_failure", "ready", "side_connection", "socket_of",
 ]
 
 # The valkey-py releases the test suite runs with (pyproject.toml's bounds).
@@ -206,3 +206,17 @@ def abandon_valkey_pool(pool) -> None:
         if writer is not None:
             abandon_transport(writer.transport)
             connection._reader = connection._writer = None
+
+
+# -- the client-side cache's invalidation connection ----------------------------------
+
+
+def side_connection(pool):
+    """A new connected valkey-py connection to the server of ``pool`` (its connection
+    class and settings: TLS, Unix socket, AUTH, database, Sentinel discovery), outside
+    the pool's count and without health checks (the caller PINGs on its own)."""
+    kwargs = dict(pool.connection_kwargs)
+    kwargs["health_check_interval"] = 0
+    connection = pool.connection_class(**kwargs)
+    connection.connect()
+    return connection

@@ -4,12 +4,16 @@
 #   bash scripts/bench.sh --async    async workloads at 1 and 50 in flight
 #   bash scripts/bench.sh --cluster  cluster backends on a 6-node cluster
 #   bash scripts/bench.sh --instructions  client instructions per call (valgrind's callgrind)
+#   bash scripts/bench.sh --local    the client-side cache: hot keys, a 90/10 mix with a writer
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh test
 if [ "${1:-}" = "--async" ]; then
     shift
     .venv/bin/python bench/run_async.py "$@"
+elif [ "${1:-}" = "--local" ]; then
+    shift
+    .venv/bin/python bench/run_local.py "$@"
 elif [ "${1:-}" = "--instructions" ]; then
     shift
     if ! command -v valgrind >/dev/null; then

@@ -24,6 +24,7 @@ from django_valkey_fast.config import (
 )
 from django_valkey_fast import async_channel as aio
 from django_valkey_fast.channel import channel_of
+from django_valkey_fast.client.local_cache import LocalCache, local_cache_options
 from django_valkey_fast.client.servers import Servers
 from django_valkey_fast.commands.hash import HashCommands
 from django_valkey_fast.exceptions import interrupted
@@ -71,6 +72,7 @@ class ClientConfig(NamedTuple):
     close_connection: bool
     scan_itersize: int
     options: dict
+    local_cache: Any  # client.local_cache.LocalCache, or None (CLIENT_SIDE_CACHE off)
 
 
 class BaseClient(AsyncOperationMethods, PlanHost):
@@ -86,6 +88,11 @@ class BaseClient(AsyncOperationMethods, PlanHost):
     # Whether LOCATION is a primary and its replicas, so that a write refused as
     # READONLY looks for the primary among them (and reorders them) before one retry.
     LOCATION_IS_PRIMARY_AND_REPLICAS = True
+    # Whether OPTIONS["CLIENT_SIDE_CACHE"] works with this client (the topologies it
+    # does not cover yet refuse it at startup rather than run without it).
+    SUPPORTS_CLIENT_SIDE_CACHE = True
+    # The sync connection factory of the client-side cache's invalidation connections.
+    SYNC_CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.ConnectionFactory"
 
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:
         if not server:
@@ -120,6 +127,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self.backend_settings_changed()
         self._errors = config.errors
         self._scan_itersize = config.scan_itersize
+        self._local_cache = config.local_cache
 
     def _prepare(self, params: dict, server: Sequence[str]) -> ClientConfig:
         """What this client's configuration builds, once per process (see ``prepared``)."""
@@ -131,6 +139,15 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         factory_path = getattr(
             settings, "DJANGO_VALKEY_CONNECTION_FACTORY", self.CONNECTION_FACTORY_PATH
         )
+        local_settings = local_cache_options(options)
+        local_cache = None
+        if local_settings is not None:
+            if not self.SUPPORTS_CLIENT_SIDE_CACHE:
+                raise ImproperlyConfigured(
+                    f"OPTIONS['CLIENT_SIDE_CACHE'] is not available with "
+                    f"{type(self).__name__} yet (it is with the default and herd clients, "
+                    "sync and async)")
+            local_cache = LocalCache(local_settings)
         return ClientConfig(
             reverse_key=get_key_func(params.get("REVERSE_KEY_FUNCTION")
                                      or "django_valkey_fast.util.default_reverse_key"),
@@ -144,6 +161,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
                 "CLOSE_CONNECTION", getattr(settings, "DJANGO_VALKEY_CLOSE_CONNECTION", False)),
             scan_itersize=getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10),
             options=options,
+            local_cache=local_cache,
         )
 
     # -- keys and values ----------------------------------------------------------
@@ -210,7 +228,28 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         channel = channels[index]
         if channel is None:
             channel = channels[index] = aio.channel_for(self._connection_params(index))
+        if self._local_cache is not None:
+            return self._local_cache.async_channel(
+                self._server[index], self._listener_pool(index), channel)
         return channel
+
+    def _listener_pool(self, index: int):
+        """A sync valkey-py pool to server ``index``, whose connection class and
+        settings the client-side cache's invalidation connection uses."""
+        listener_pools = self._servers.listener_pools
+        found = listener_pools.get(self._server[index])
+        if found is None:
+            factory = pool.get_connection_factory(
+                options=self._options, path=self.SYNC_CONNECTION_FACTORY_PATH)
+            found = listener_pools[self._server[index]] = factory.connect(
+                self._server[index]).connection_pool
+        return found
+
+    def local_cache_stats(self) -> dict:
+        """The client-side cache's counters per server (``{}`` when it is off):
+        hits, misses, entries, bytes, invalidations, flushes, and whether hits are
+        being served (``live``)."""
+        return {} if self._local_cache is None else self._local_cache.stats()
 
     def _aio_channels(self) -> list:
         """The channels this client opened on the running loop."""
@@ -361,7 +400,17 @@ class DefaultClient(SyncOperationMethods, BaseClient):
         channel = self._channels[index]
         if channel is None:
             channel = self._channels[index] = channel_of(self._client_at(index))
+        if self._local_cache is not None:
+            caching = self._servers.caching
+            found = caching[index]
+            if found is None or found[0] is not channel:
+                found = caching[index] = (channel, self._local_cache.sync_channel(
+                    self._server[index], self._listener_pool(index), channel))
+            return found[1]
         return channel
+
+    def _listener_pool(self, index: int):
+        return self._client_at(index).connection_pool
 
     def _connection_params(self, index: int) -> dict:
         """Server ``index``'s connection settings (as its valkey-py pool holds them)."""

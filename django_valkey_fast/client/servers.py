@@ -29,10 +29,13 @@ class Servers:
         count = len(self.urls)
         self.clients: list = [None] * count  # valkey-py clients, built on first use
         self.channels: list = [None] * count  # sync channels
+        # (channel, its client-side caching channel) per server, when CLIENT_SIDE_CACHE is on
+        self.caching: list = [None] * count
         self.aio_params: list = [None] * count  # asyncio connection settings
         self.aio = aio.PerLoop(lambda loop: [None] * count)  # a loop's asyncio channels
         self.loop_clients = aio.PerLoop(lambda loop: [None] * count)  # valkey.asyncio clients
         self.replica_turns = itertools.cycle(range(1, count))  # round robin over replicas
+        self.listener_pools: dict = {}  # url -> sync pool of the client-side cache's listener
         self._lock = threading.Lock()
         self._topology = None
 
@@ -56,7 +59,8 @@ class Servers:
             index = self.urls.index(url)
             if index == 0:
                 return
-            for servers in (self.urls, self.clients, self.channels, self.aio_params):
+            for servers in (self.urls, self.clients, self.channels, self.caching,
+                            self.aio_params):
                 servers[0], servers[index] = servers[index], servers[0]
             self.aio.reset()  # rebuilt, in the new order, on next use
             self.loop_clients.reset()

@@ -57,6 +57,8 @@ ShardOperations.operations = ShardOperations
 class ShardClient(DefaultClient):
     """Spreads keys over the LOCATION servers (client-side sharding)."""
 
+    SUPPORTS_CLIENT_SIDE_CACHE = False  # (next: a listener per shard/node, failovers)
+
     # Every LOCATION is the primary of its own keys: none may take another's place.
     LOCATION_IS_PRIMARY_AND_REPLICAS = False
 

@@ -18,6 +18,8 @@ __all__ = ["AsyncSentinelClient"]
 class AsyncSentinelClient(AsyncDefaultClient):
     """Async; writes to the primary Sentinel names, reads from its replicas."""
 
+    SUPPORTS_CLIENT_SIDE_CACHE = False  # (next: a listener per shard/node, failovers)
+
     CONNECTION_FACTORY_PATH = "django_valkey_fast.async_cache.pool.AsyncSentinelConnectionFactory"
 
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:

@@ -35,6 +35,8 @@ __all__ = ["DefaultClusterClient"]
 class DefaultClusterClient(DefaultClient):
     """The cache on a Valkey Cluster; LOCATION is one node's URL (or a list of seeds)."""
 
+    SUPPORTS_CLIENT_SIDE_CACHE = False  # (next: a listener per shard/node, failovers)
+
     CONNECTION_FACTORY_PATH = "django_valkey_fast.cluster_cache.pool.ClusterConnectionFactory"
     # LOCATION lists seeds; the cluster's redirections find the primaries.
     LOCATION_IS_PRIMARY_AND_REPLICAS = False

@@ -1,0 +1,155 @@
+"""The client-side cache of one configuration (``OPTIONS["CLIENT_SIDE_CACHE"]``): a
+store and an invalidation listener per server it reads from, built once per process
+and shared by every client of the configuration. See docs/client-side-caching.md.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+
+from django.core.exceptions import ImproperlyConfigured
+
+from django_valkey_fast._valkeypy import side_connection
+from django_valkey_fast.caching_channel import AsyncCachingChannel, CachingChannel
+from django_valkey_fast.invalidation import InvalidationListener
+from django_valkey_fast.local_store import LocalStore
+
+__all__ = ["DEFAULTS", "LocalCache", "ServerCache", "TrackingUnsupported",
+           "local_cache_options"]
+
+DEFAULTS = {
+    "MAX_ENTRIES": 10_000,  # replies kept per server
+    "MAX_BYTES": 64 * 1024 * 1024,  # bytes of replies kept per server
+    "MAX_STALENESS": 1.0,  # seconds a hit may rely on the listener's last proof
+}
+
+
+class TrackingUnsupported(ImproperlyConfigured):
+    """CLIENT_SIDE_CACHE is on, and the server refuses ``CLIENT TRACKING`` (Redis
+    before 6, Valkey before 7.2 without it, or an ACL that forbids it)."""
+
+
+def local_cache_options(options: dict) -> dict | None:
+    """``OPTIONS["CLIENT_SIDE_CACHE"]`` checked and completed with the defaults, or
+    None when it is not set (the cache is off)."""
+    given = options.get("CLIENT_SIDE_CACHE")
+    if given is None or given is False:
+        return None
+    if given is True:
+        given = {}
+    if not isinstance(given, dict):
+        raise ImproperlyConfigured(
+            "OPTIONS['CLIENT_SIDE_CACHE'] is a dict of settings ({} for the defaults), "
+            f"not {type(given).__name__}")
+    unknown = set(given) - set(DEFAULTS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"unknown CLIENT_SIDE_CACHE settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    chosen = dict(DEFAULTS, **given)
+    for name in ("MAX_ENTRIES", "MAX_BYTES"):
+        value = chosen[name]
+        if type(value) is not int or value < 1:
+            raise ImproperlyConfigured(f"CLIENT_SIDE_CACHE['{name}'] is a positive int, "
+                                       f"not {value!r}")
+    staleness = chosen["MAX_STALENESS"]
+    if isinstance(staleness, bool) or not isinstance(staleness, (int, float)) \
+            or not 0 < staleness <= 3600:
+        raise ImproperlyConfigured(
+            f"CLIENT_SIDE_CACHE['MAX_STALENESS'] is a number of seconds in (0, 3600], "
+            f"not {staleness!r}")
+    return chosen
+
+
+class ServerCache:
+    """One server's store and its invalidation listener (started on first use)."""
+
+    def __init__(self, pool, settings: dict, name: str):
+        staleness = float(settings["MAX_STALENESS"])
+        self.store = LocalStore(settings["MAX_ENTRIES"], settings["MAX_BYTES"], staleness)
+        self.listener = InvalidationListener(
+            lambda: side_connection(pool), self.store, heartbeat=staleness / 2, name=name)
+
+    def redirect_id(self) -> int | None:
+        """The listener's client id (None until it is subscribed); starts it if needed."""
+        listener = self.listener
+        listener.ensure_started()
+        if listener.unsupported is not None:
+            raise TrackingUnsupported(
+                "CLIENT_SIDE_CACHE needs CLIENT TRACKING, which the server refused: "
+                f"{listener.unsupported}") from listener.unsupported
+        return listener.client_id
+
+    def stop(self) -> None:
+        """Stop the listener (tests, shutdown)."""
+        self.listener.stop()
+
+
+class LocalCache:
+    """The configuration's client-side cache: a :class:`ServerCache` per server URL."""
+
+    def __init__(self, settings: dict):
+        self.settings = settings
+        self._servers: dict = {}  # url -> ServerCache
+        self._lock = threading.Lock()
+        _every.add(self)
+
+    def server(self, url: str, pool) -> ServerCache:
+        """The store and listener of server ``url`` (``pool``: its valkey-py pool)."""
+        found = self._servers.get(url)
+        if found is None:
+            with self._lock:
+                found = self._servers.get(url)
+                if found is None:
+                    found = self._servers[url] = ServerCache(pool, self.settings, url)
+        return found
+
+    def stores(self) -> list:
+        """Every server's store (a write of this process forgets its keys in all)."""
+        return [server.store for server in list(self._servers.values())]
+
+    def sync_channel(self, url: str, pool, inner) -> CachingChannel:
+        """A caching channel in front of ``inner``, the sync channel to ``url`` (the
+        client keeps it with the channel)."""
+        return CachingChannel(inner, self.server(url, pool), _Stores(self))
+
+    def async_channel(self, url: str, pool, inner) -> AsyncCachingChannel:
+        """The caching channel in front of ``inner``, an asyncio channel to ``url``."""
+        return AsyncCachingChannel(inner, self.server(url, pool), _Stores(self))
+
+    def stats(self) -> dict:
+        """``{url: store counters}`` (hits, misses, entries, bytes, invalidations...)."""
+        return {url: server.store.stats() for url, server in list(self._servers.items())}
+
+    def stop(self) -> None:
+        """Stop every listener and forget what was kept."""
+        for server in list(self._servers.values()):
+            server.stop()
+            server.store.disconnected()
+
+
+class _Stores:
+    """Every store of a LocalCache, as the plans iterate them (servers may be added)."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self, cache: LocalCache):
+        self._cache = cache
+
+    def __iter__(self):
+        return iter(self._cache.stores())
+
+
+_every: weakref.WeakSet = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    # A forked child has no listener thread and must not trust what its parent kept.
+    for cache in list(_every):
+        for server in list(cache._servers.values()):
+            server.store.disconnected()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

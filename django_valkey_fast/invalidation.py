@@ -1,0 +1,167 @@
+"""The invalidation listener of the client-side cache: one connection per server per
+process, subscribed to the server's invalidation messages, read by a daemon thread.
+
+The data connections stay plain RESP2: a read whose reply may be kept turns tracking
+on for its own connection with ``REDIRECT`` to this listener's client id (RESP2's
+redirect mode; RESP3 would put the messages on the data connections, which the sync
+and asyncio wire paths would then both have to sort from replies). So one thread per
+server serves the sync path, every event loop and every thread alike.
+
+The listener tells its owner (callbacks handed in at construction, see
+``local_store.LocalStore``):
+
+- ``connected()`` once subscribed, under a new client id;
+- ``invalidate(keys)`` for each message naming keys, ``flush()`` for a message
+  naming none (FLUSHDB, FLUSHALL);
+- ``proved(as_of)`` when the reply of a PING sent at ``as_of`` arrives: every message
+  the server sent before it has been read;
+- ``disconnected()`` when the connection fails; it reconnects after a pause.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from valkey.exceptions import ResponseError
+
+__all__ = ["InvalidationListener"]
+
+CHANNEL = b"__redis__:invalidate"
+
+
+class _Unsupported(Exception):
+    """The server refused CLIENT TRACKING."""
+
+
+def _word(value) -> bytes:
+    # (a connection built with decode_responses=True answers str)
+    return value.encode() if isinstance(value, str) else value
+
+
+class InvalidationListener:
+    """Reads one server's invalidation messages on a thread of its own.
+
+    ``connect`` returns a new, connected valkey-py connection to the server (the data
+    pool's connection class and settings: TLS, Unix sockets, AUTH and Sentinel
+    discovery included). ``heartbeat`` is how often (seconds) a PING proves the
+    listener current."""
+
+    def __init__(self, connect, owner, heartbeat: float, name: str = "valkey"):
+        self._connect = connect
+        self._owner = owner
+        self.heartbeat = heartbeat
+        self.client_id: int | None = None  # the id data connections redirect to, when up
+        self._connection = None
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._name = name
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None  # the last failure, for diagnostics
+        # Set when the server refuses CLIENT TRACKING (too old, or an ACL): the thread
+        # stops, and the cache reports it instead of running without invalidations.
+        self.unsupported: BaseException | None = None
+
+    def ensure_started(self) -> None:
+        """Start the thread unless it runs (in this process: a fork starts its own)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive() \
+                    and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self.client_id = None
+            self._stopped.clear()
+            self._thread = threading.Thread(
+                target=self._run, name=f"django-valkey-fast invalidations ({self._name})",
+                daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread and close its connection."""
+        self._stopped.set()
+        connection = self._connection
+        if connection is not None:
+            try:
+                connection.disconnect()
+            except Exception:  # noqa: BLE001 - closing what may be broken already
+                pass
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    # -- the thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        pause = 0.05
+        while not self._stopped.is_set():
+            try:
+                self._listen()
+                pause = 0.05
+            except _Unsupported as refused:
+                self.unsupported = refused.args[0]
+                self._stopped.set()
+            except Exception as error:  # noqa: BLE001 - any failure: flush and retry
+                self.error = error
+            finally:
+                self.client_id = None
+                self._owner.disconnected()
+                connection, self._connection = self._connection, None
+                if connection is not None:
+                    try:
+                        connection.disconnect()
+                    except Exception:  # noqa: BLE001
+                        pass
+            if self._stopped.wait(pause):
+                return
+            pause = min(pause * 2, 1.0)
+
+    def _listen(self) -> None:
+        connection = self._connection = self._connect()
+        connection.send_command("CLIENT", "ID")
+        client_id = int(connection.read_response())
+        connection.send_command("CLIENT", "TRACKING", "OFF")  # (refused where unsupported)
+        try:
+            connection.read_response()
+        except ResponseError as error:
+            raise _Unsupported(error) from error
+        connection.send_command("SUBSCRIBE", CHANNEL)
+        reply = connection.read_response()
+        if not (isinstance(reply, list) and reply and _word(reply[0]) == b"subscribe"):
+            raise ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
+        self.client_id = client_id
+        self._owner.connected()
+        owner, clock, heartbeat = self._owner, time.monotonic, self.heartbeat
+        ping_sent = None
+        next_ping = clock()
+        while not self._stopped.is_set():
+            now = clock()
+            if ping_sent is None and now >= next_ping:
+                ping_sent = now
+                connection.send_command("PING")
+            wait = max(0.0, next_ping - now) if ping_sent is None else heartbeat
+            if not connection.can_read(timeout=wait):
+                if ping_sent is not None and clock() - ping_sent > 2 * heartbeat + 1:
+                    raise TimeoutError("the invalidation connection stopped answering PING")
+                continue
+            message = connection.read_response()
+            kind = _word(message[0]) if isinstance(message, list) and message else None
+            if kind == b"message":
+                keys = message[2]
+                if keys is None:
+                    owner.flush()
+                else:
+                    owner.invalidate([key.decode("utf-8", "surrogateescape")
+                                      if isinstance(key, bytes) else key for key in keys])
+            elif kind == b"pong":
+                if ping_sent is not None:
+                    owner.proved(ping_sent)
+                    ping_sent = None
+                    next_ping = clock() + heartbeat
+            else:
+                raise ConnectionError(f"unexpected message on the invalidation connection: "
+                                      f"{message!r}")

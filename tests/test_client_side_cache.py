@@ -1,0 +1,533 @@
+"""The client-side cache (OPTIONS["CLIENT_SIDE_CACHE"]) against real servers.
+
+Invariant protected throughout: **never serve a value after the server told us it
+changed**, and never serve one without recent proof that we would have been told.
+Changes come from another process (writes, deletes, TTLs, FLUSHDB, eviction), the
+listener's connection is killed, the server restarts or stops answering; each test
+checks the local store flushes or drops what it must, and that hits really are local
+(the server's GET count does not move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from django_valkey_fast.caching import through_stores
+from django_valkey_fast.client.local_cache import TrackingUnsupported
+from django_valkey_fast.exceptions import ConnectionInterrupted
+from django_valkey_fast.local_store import MISSING, LocalStore
+from tests.servers import Server
+
+BOUND = 2.0  # seconds within which a change made elsewhere must be seen (CI headroom)
+
+
+@pytest.fixture
+def csc(server):
+    """``csc(**CLIENT_SIDE_CACHE settings)``: a ValkeyCache with the client-side cache
+    on, on ``server`` unless LOCATION is given; listeners stopped at the end."""
+    from django_valkey_fast.cache import ValkeyCache
+
+    built = []
+
+    def make(location=None, backend=ValkeyCache, options=None, **settings):
+        options = dict(options or {}, CLIENT_SIDE_CACHE=settings)
+        # A prefix of its own: a configuration (and its store) per test.
+        params = {"OPTIONS": options, "KEY_PREFIX": f"csc{len(built)}-{time.monotonic_ns()}"}
+        cache = backend(location or server.url, params)
+        built.append(cache)
+        return cache
+
+    yield make
+    for cache in built:
+        client = cache.__dict__.get("client")  # (never build one just to stop it)
+        if client is not None and client._local_cache is not None:
+            client._local_cache.stop()
+
+
+def live(cache, timeout: float = 5.0, url=None):
+    """Wait until the cache serves hits (its listener subscribed and proved): every
+    server's store, or the one of ``url``."""
+    cache.get("warm-up")  # (starts the listener)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = cache.client.local_cache_stats()
+        if all(stats["live"] for each, stats in found.items() if url in (None, each)):
+            return cache
+        time.sleep(0.01)
+    raise AssertionError(f"the invalidation listener never went live: "
+                         f"{cache.client.local_cache_stats()}")
+
+
+def stats(cache) -> dict:
+    (only,) = cache.client.local_cache_stats().values()
+    return only
+
+
+def server_gets(server) -> int:
+    for line in server.command("INFO commandstats")[0].splitlines():
+        if line.startswith("cmdstat_get:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def elsewhere(server, *commands: str) -> None:
+    """Run ``commands`` (inline, space-separated) from another process."""
+    script = ("import socket, sys\n"
+              "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+              "for line in sys.argv[2:]:\n"
+              "    s.sendall(line.encode() + b'\\r\\n')\n"
+              "    assert s.recv(65536)\n")
+    subprocess.run([sys.executable, "-c", script, str(server.port), *commands],
+                   check=True, timeout=30)
+
+
+def seen_within(read, expected, bound: float = BOUND) -> float:
+    """Seconds until ``read()`` returns ``expected`` (fails after ``bound``)."""
+    started = time.monotonic()
+    while True:
+        if read() == expected:
+            return time.monotonic() - started
+        if time.monotonic() - started > bound:
+            raise AssertionError(f"still {read()!r} after {bound}s, expected {expected!r}")
+        time.sleep(0.002)
+
+
+def server_key(cache, key) -> str:
+    return cache.make_key(key)
+
+
+# -- hits are local ---------------------------------------------------------------------
+
+
+def test_hits_are_answered_in_process_and_decoded_per_call(csc, server):
+    cache = live(csc())
+    cache.set("k", {"rows": [1, 2]})
+    assert cache.get("k") == {"rows": [1, 2]}  # a miss: read, tracked, kept
+    before = server_gets(server)
+    first, second = cache.get("k"), cache.get("k")
+    assert first == second == {"rows": [1, 2]} and first is not second  # no shared object
+    assert cache.has_key("k")
+    assert server_gets(server) == before, "a hit reached the server"
+    assert stats(cache)["hits"] >= 3
+    first["rows"].append(3)  # a caller's mutation stays its own
+    assert cache.get("k") == {"rows": [1, 2]}
+
+
+def test_missing_keys_are_kept_as_missing_until_created_elsewhere(csc, server):
+    cache = live(csc())
+    assert cache.get("nothing") is None and cache.get("nothing", "dflt") == "dflt"
+    before = server_gets(server)
+    assert cache.get("nothing") is None and not cache.has_key("nothing")
+    assert server_gets(server) == before
+    elsewhere(server, f"SET {server_key(cache, 'nothing')} 5")
+    seen_within(lambda: cache.get("nothing"), 5)
+
+
+def test_get_many_mixes_hits_and_reads(csc, server):
+    cache = live(csc())
+    cache.set_many({"a": 1, "b": 2})
+    assert cache.get_many(["a", "b", "c"]) == {"a": 1, "b": 2}
+    before = server_gets(server)
+    assert cache.get_many(["a", "b", "c"]) == {"a": 1, "b": 2}
+    assert server_gets(server) == before  # (an MGET would not count as GET either:)
+    assert stats(cache)["hits"] >= 3
+    elsewhere(server, f"SET {server_key(cache, 'c')} 3")
+    seen_within(lambda: cache.get_many(["a", "b", "c"]), {"a": 1, "b": 2, "c": 3})
+
+
+# -- changes made elsewhere -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change, expected", [
+    ("SET {key} 2", 2), ("DEL {key}", None), ("FLUSHDB", None),
+    ("APPEND {key} 0", 10), ("RENAME {other} {key}", 7),
+])
+def test_a_change_made_by_another_process_is_seen_within_the_bound(csc, server, change,
+                                                                   expected):
+    cache = live(csc())
+    cache.set("k", 1)
+    cache.set("other", 7)
+    assert cache.get("k") == 1 and cache.get("k") == 1  # kept
+    elsewhere(server, change.format(key=server_key(cache, "k"),
+                                    other=server_key(cache, "other")))
+    took = seen_within(lambda: cache.get("k"), expected)
+    assert took < BOUND
+
+
+def test_a_ttl_set_elsewhere_expires_the_kept_value(csc, server):
+    cache = live(csc())
+    cache.set("k", "v", timeout=None)
+    assert cache.get("k") == "v" and cache.get("k") == "v"
+    elsewhere(server, f"PEXPIRE {server_key(cache, 'k')} 200")
+    assert cache.get("k") == "v"  # re-read with its new TTL...
+    time.sleep(0.25)
+    assert cache.get("k") is None  # ...and gone when the TTL is: no wait for a message
+
+
+def test_a_value_kept_with_its_ttl_expires_locally(csc):
+    cache = live(csc())
+    cache.set("k", "v", timeout=0.2)
+    assert cache.get("k") == "v" and cache.get("k") == "v"
+    time.sleep(0.25)
+    assert cache.get("k") is None
+
+
+def test_eviction_under_maxmemory_is_an_invalidation(csc):
+    # volatile-lru: "k" (the only key with a TTL) is the one the server evicts.
+    own = Server("--maxmemory", "4mb", "--maxmemory-policy", "volatile-lru")
+    try:
+        cache = live(csc(location=own.url))
+        cache.set("k", "v", timeout=300)
+        assert cache.get("k") == "v" and cache.get("k") == "v"
+        filler = "x" * 20_000
+        for i in range(400):  # 8 MB into 4
+            own.command(f"SET fill{i} {filler}")
+            if own.command(f"EXISTS {server_key(cache, 'k')}")[0].endswith("0"):
+                break
+        else:
+            raise AssertionError("the server never evicted the key")
+        seen_within(lambda: cache.get("k"), None)
+    finally:
+        own.stop()
+
+
+# -- this process's writes --------------------------------------------------------------
+
+
+def test_own_writes_are_read_back_at_once(csc):
+    cache = live(csc())
+    cache.set("k", 1)
+    assert cache.get("k") == 1 and cache.get("k") == 1
+    for write, expected in [
+        (lambda: cache.set("k", 2), 2),
+        (lambda: cache.incr("k"), 3),
+        (lambda: cache.set_many({"k": 4}), 4),
+        (lambda: cache.delete("k"), None),
+        (lambda: cache.add("k", 5), 5),
+        (lambda: cache.touch("k", 0), None),
+        (lambda: cache.set("k", 6), 6),
+        (lambda: cache.delete_many(["k"]), None),
+        (lambda: cache.set("k", 7), 7),
+        (lambda: cache.clear(), None),
+    ]:
+        assert cache.get("k") == cache.get("k")  # (kept again before each write)
+        write()
+        assert cache.get("k") == expected  # no sleep: read-your-writes
+
+
+# -- the read in flight race (sans-IO, deterministic) -----------------------------------
+
+
+def _live_store() -> LocalStore:
+    store = LocalStore(100, 1 << 20, 60.0)
+    store.connected()
+    store.proved(time.monotonic())
+    return store
+
+
+@pytest.mark.parametrize("invalidated_first", [True, False])
+def test_an_invalidation_during_a_read_keeps_the_stale_reply_out(invalidated_first):
+    """The classic race: GET's reply and the invalidation of its key arrive on two
+    connections in either order. Invalidated first: the reply is not kept. Reply
+    first: kept, then dropped. Never served afterwards."""
+    store = _live_store()
+    plan = through_stores(store, [store], lambda: 42, ("GET", "k"))
+    pipeline = next(plan)
+    assert pipeline[0] == ("CLIENT", "TRACKING", "ON", "REDIRECT", 42, "NOLOOP")
+    assert pipeline[1:] == [("GET", "k"), ("PTTL", "k")]
+    if invalidated_first:
+        store.invalidate(["k"])
+    with pytest.raises(StopIteration) as answer:
+        plan.send([b"OK", b"old", -1])
+    assert answer.value.value == b"old"  # (the caller gets what the server said)
+    if not invalidated_first:
+        store.invalidate(["k"])
+    assert store.lookup("k") is MISSING
+
+
+def test_a_flush_or_a_reconnect_during_a_read_keeps_it_out():
+    for happen in (LocalStore.flush, LocalStore.disconnected):
+        store = _live_store()
+        plan = through_stores(store, [store], lambda: 42, ("MGET", "a", "b"))
+        next(plan)
+        happen(store)
+        store.connected()
+        store.proved(time.monotonic())
+        with pytest.raises(StopIteration):
+            plan.send([b"OK", [b"1", b"2"], -1, -1])
+        assert store.lookup("a") is MISSING and store.lookup("b") is MISSING
+
+
+def test_a_write_during_a_read_keeps_the_read_out():
+    store = _live_store()
+    read = through_stores(store, [store], lambda: 42, ("GET", "k"))
+    next(read)
+    write = through_stores(store, [store], lambda: 42, ("SET", "k", b"new"))
+    assert next(write) == ("SET", "k", b"new")
+    with pytest.raises(StopIteration):
+        read.send([b"OK", b"old", -1])
+    with pytest.raises(StopIteration):
+        write.send(b"OK")
+    assert store.lookup("k") is MISSING
+
+
+# -- faults -----------------------------------------------------------------------------
+
+
+def test_killing_the_listener_connection_flushes_and_stops_hits(csc, server):
+    cache = live(csc())
+    cache.set("k", 1)
+    assert cache.get("k") == 1 and cache.get("k") == 1
+    listener = cache.client._local_cache._servers[server.url].listener
+    killed_id = listener.client_id
+    server.command(f"CLIENT KILL ID {killed_id}")
+    deadline = time.monotonic() + 5
+    while listener.client_id in (killed_id,) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert stats(cache)["flushes"] >= 2  # connected, then the loss
+    # A write elsewhere while the listener was down is seen (nothing stale was kept).
+    elsewhere(server, f"SET {server_key(cache, 'k')} 2")
+    assert cache.get("k") == 2
+    live(cache)
+    assert cache.get("k") == 2 and cache.get("k") == 2
+    elsewhere(server, f"SET {server_key(cache, 'k')} 3")
+    seen_within(lambda: cache.get("k"), 3)  # the new listener is the one told
+
+
+def test_a_server_restart_flushes_what_was_kept(csc):
+    own = Server()
+    try:
+        cache = live(csc(location=own.url))
+        cache.set("k", 1)
+        assert cache.get("k") == 1 and cache.get("k") == 1
+        own.restart()  # comes back empty
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if cache.get("k") is None:
+                    break
+            except ConnectionInterrupted:
+                pass
+            time.sleep(0.01)
+        assert cache.get("k") is None
+    finally:
+        own.stop()
+
+
+def test_no_hits_without_recent_proof_from_the_listener(csc):
+    """MAX_STALENESS: a stopped server cannot prove the listener current, so after
+    MAX_STALENESS the kept value is no longer served (the read goes to the server and
+    times out) instead of being served stale forever."""
+    own = Server()
+    try:
+        cache = live(csc(location=own.url, options={"SOCKET_TIMEOUT": 0.3},
+                         MAX_STALENESS=0.3))
+        cache.set("k", 1)
+        assert cache.get("k") == 1 and cache.get("k") == 1
+        own.pause()
+        try:
+            assert cache.get("k") == 1  # (within MAX_STALENESS of the last proof)
+            time.sleep(0.5)
+            with pytest.raises(ConnectionInterrupted):
+                cache.get("k")
+        finally:
+            own.resume()
+        live(cache)
+        assert cache.get("k") == 1
+    finally:
+        own.stop()
+
+
+# -- bounds and bad input -----------------------------------------------------------
+
+
+def test_entries_and_bytes_are_bounded(csc):
+    cache = live(csc(MAX_ENTRIES=3, MAX_BYTES=2000))
+    for i in range(6):
+        cache.set(f"k{i}", i)
+        assert cache.get(f"k{i}") == i
+    assert stats(cache)["entries"] <= 3
+    big = "x" * 5000
+    cache.set("big", big)
+    assert cache.get("big") == big and cache.get("big") == big  # served, never kept
+    assert stats(cache)["bytes"] <= 2000
+
+
+@pytest.mark.parametrize("setting", [
+    {"MAX_ENTRIES": 0}, {"MAX_BYTES": "1MB"}, {"MAX_STALENESS": 0},
+    {"MAX_STALENESS": True}, {"SIZE": 10},
+])
+def test_bad_settings_are_refused_with_a_clear_error(csc, setting):
+    with pytest.raises(ImproperlyConfigured, match="CLIENT_SIDE_CACHE"):
+        csc(**setting).get("k")
+
+
+def test_topologies_not_covered_yet_refuse_it(csc, server):
+    with pytest.raises(ImproperlyConfigured, match="not available with ShardClient"):
+        csc(options={"CLIENT_CLASS": "django_valkey_fast.client.ShardClient"}).get("k")
+
+
+def test_a_server_refusing_tracking_is_a_clear_error(csc, auth_server):
+    auth_server.command("ACL SETUSER nocsc on >nocscpass ~* &* +@all -client|tracking")
+    cache = csc(location=f"valkey://nocsc:nocscpass@127.0.0.1:{auth_server.port}/0")
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            cache.get("k")
+        except TrackingUnsupported as refused:
+            assert "CLIENT TRACKING" in str(refused)
+            break
+        assert time.monotonic() < deadline, "the refusal was never reported"
+        time.sleep(0.01)
+
+
+# -- async, other clients, concurrency --------------------------------------------------
+
+
+async def test_native_async_reads_and_writes_share_the_store(csc, server):
+    cache = csc()
+    await cache.aget("warm-up")
+    await asyncio.to_thread(live, cache)
+    await cache.aset("k", 1)
+    assert await cache.aget("k") == 1
+    before = server_gets(server)
+    assert await cache.aget("k") == 1 and cache.get("k") == 1
+    assert server_gets(server) == before
+    await cache.aset("k", 2)
+    assert await cache.aget("k") == 2  # read-your-writes, async too
+    await asyncio.to_thread(elsewhere, server, f"SET {server_key(cache, 'k')} 3")
+    deadline = time.monotonic() + BOUND
+    while await cache.aget("k") != 3:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.002)
+
+
+async def test_async_valkey_cache_and_herd_client(csc, server):
+    from django_valkey_fast.async_cache.cache import AsyncValkeyCache
+
+    cache = csc(backend=AsyncValkeyCache)
+    await cache.get("warm-up")
+    await cache.set("k", [1])
+    assert await cache.get("k") == [1]
+    deadline = time.monotonic() + 5
+    while not all(s["live"] for s in cache.client.local_cache_stats().values()):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert await cache.get("k") == [1]
+    before = server_gets(server)
+    assert await cache.get("k") == [1]
+    assert server_gets(server) == before
+    herd = live(csc(options={"CLIENT_CLASS": "django_valkey_fast.client.HerdClient"}))
+    assert herd.get_or_set("h", lambda: "computed", 60) == "computed"
+    assert herd.get("h") == "computed" and herd.get("h") == "computed"
+    herd.set("h", "again")
+    assert herd.get("h") == "again"
+
+
+def test_readers_never_go_back_in_time_while_another_process_writes(csc, server):
+    """Threads and an event loop read a counter that another process raises; each
+    reader sees it never decrease, and all see the last value within the bound."""
+    cache = live(csc())
+    cache.set("n", 0, timeout=None)
+    key = server_key(cache, "n")
+    seen: dict = {}
+    stop = threading.Event()
+    failures: list = []
+
+    def reader(name):
+        last = -1
+        while not stop.is_set():
+            value = cache.get("n")
+            if value < last:
+                failures.append((name, last, value))
+            last = value
+        seen[name] = last
+
+    async def async_reader():
+        last = -1
+        while not stop.is_set():
+            value = await cache.aget("n")
+            if value < last:
+                failures.append(("async", last, value))
+            last = value
+            await asyncio.sleep(0)
+        seen["async"] = last
+
+    threads = [threading.Thread(target=reader, args=(f"t{i}",)) for i in range(4)]
+    threads.append(threading.Thread(target=lambda: asyncio.run(async_reader())))
+    for thread in threads:
+        thread.start()
+    elsewhere(server, *[f"SET {key} {n}" for n in range(1, 301)])
+    final = time.monotonic()
+    while time.monotonic() - final < BOUND and cache.get("n") != 300:
+        time.sleep(0.005)
+    time.sleep(0.1)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert not failures, failures[:5]
+    assert all(last == 300 for last in seen.values()), seen
+    assert stats(cache)["hits"] > 0
+
+
+def test_eviction_gives_entries_hit_since_the_last_pass_a_second_chance():
+    """The bound evicts by the CLOCK rule: the oldest entry goes unless it was hit
+    since the last pass (then it moves to the back), so a hot entry survives a stream
+    of cold ones; bytes are bounded the same way."""
+    store = _live_store()
+    store.max_entries = 3
+    for key in ("hot", "a", "b"):
+        token = store.begin_read(key)
+        store.finish_read(key, token, b"v", -1)
+    for key in ("c", "d", "e", "f"):
+        assert store.lookup("hot") == b"v"
+        token = store.begin_read(key)
+        store.finish_read(key, token, b"v", -1)
+        assert len(store) == 3
+    assert store.lookup("hot") == b"v"
+    assert store.lookup("a") is MISSING and store.lookup("b") is MISSING
+    store.max_bytes = 4
+    token = store.begin_read("big")
+    store.finish_read("big", token, b"12345", -1)
+    assert store.lookup("big") is MISSING and store.stats()["bytes"] <= 4
+
+
+def test_primary_and_replica_each_keep_and_forget_their_own(csc, replicated):
+    """Reads go to the replica, whose store is told of the primary's writes as the
+    replica applies them; a write of this process drops its keys in both stores."""
+    primary, replica = replicated
+    cache = csc(location=f"{primary.url},{replica.url}")
+    cache.set("k", 1)
+    seen_within(lambda: cache.get("k"), 1)  # (replication lag)
+    live(cache, url=replica.url)  # (reads go to the replica: the primary keeps nothing)
+    assert cache.get("k") == 1 and cache.get("k") == 1
+    replica_stats = cache.client.local_cache_stats()[replica.url]
+    assert replica_stats["entries"] >= 1 and replica_stats["hits"] >= 1
+    elsewhere(primary, f"SET {server_key(cache, 'k')} 2")
+    seen_within(lambda: cache.get("k"), 2)
+    cache.delete("k")
+    seen_within(lambda: cache.get("k"), None)
+
+
+async def test_async_herd_client(csc):
+    from django_valkey_fast.async_cache.cache import AsyncValkeyCache
+
+    cache = csc(backend=AsyncValkeyCache,
+                options={"CLIENT_CLASS": "django_valkey_fast.async_cache.client.AsyncHerdClient"})
+    await cache.get("warm-up")
+    deadline = time.monotonic() + 5
+    while not all(s["live"] for s in cache.client.local_cache_stats().values()):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert await cache.get_or_set("h", lambda: "computed", 60) == "computed"
+    assert await cache.get("h") == "computed" and await cache.get("h") == "computed"
+    await cache.set("h", "again")
+    assert await cache.get("h") == "again"
+    assert stats(cache)["hits"] >= 1
