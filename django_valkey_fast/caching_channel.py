@@ -31,18 +31,20 @@ class CachingChannel:
     def call(self, command):
         """Run one command; a ``GET`` (or ``EXISTS``) the store can answer costs no I/O."""
         if len(command) == 2:
-            # (GET's lookup written out: one Python frame fewer on every hit)
-            reply = (self.store.lookup(command[1]) if command[0] == "GET"
-                     else answer_locally(self.store, command))
+            reply = answer_locally(self.store, command)
             if reply is not MISSING:
                 return reply
-        return run_plan(through_stores(self.store, self.stores, self.redirect, command),
-                        self.inner)
+        return self.pipeline(command)
 
     def pipeline(self, commands):
-        """Run several commands in one round trip (writes forget their keys locally)."""
-        return run_plan(through_stores(self.store, self.stores, self.redirect, commands),
-                        self.inner)
+        """Run a command or several in one round trip (writes forget their keys
+        locally): the ``through_stores`` plan, closed whatever happens (its reads
+        in flight and its writes' second drop are settled now, not by the collector)."""
+        plan = through_stores(self.store, self.stores, self.redirect, commands)
+        try:
+            return run_plan(plan, self.inner)
+        finally:
+            plan.close()
 
     def __getattr__(self, name):
         return getattr(self.inner, name)  # (disconnect, idle_count, pack_command...)
@@ -66,17 +68,19 @@ class AsyncCachingChannel:
     async def call(self, command):
         """Run one command; a ``GET`` (or ``EXISTS``) the store can answer costs no I/O."""
         if len(command) == 2:
-            reply = (self.store.lookup(command[1]) if command[0] == "GET"
-                     else answer_locally(self.store, command))
+            reply = answer_locally(self.store, command)
             if reply is not MISSING:
                 return reply
-        return await arun_plan(
-            through_stores(self.store, self.stores, self.redirect, command), self.inner)
+        return await self.pipeline(command)
 
     async def pipeline(self, commands):
-        """Run several commands in one round trip (writes forget their keys locally)."""
-        return await arun_plan(
-            through_stores(self.store, self.stores, self.redirect, commands), self.inner)
+        """Run a command or several in one round trip (see ``CachingChannel.pipeline``;
+        a cancelled task closes its plan too)."""
+        plan = through_stores(self.store, self.stores, self.redirect, commands)
+        try:
+            return await arun_plan(plan, self.inner)
+        finally:
+            plan.close()
 
     def __getattr__(self, name):
         return getattr(self.inner, name)

@@ -65,9 +65,11 @@ class InvalidationListener:
         self.unsupported: BaseException | None = None
 
     def ensure_started(self) -> None:
-        """Start the thread unless it runs (in this process: a fork starts its own)."""
+        """Start the thread unless it runs (in this process: a fork starts its own),
+        or the server refused tracking (then nothing is started again)."""
         thread = self._thread
-        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+        if (thread is not None and thread.is_alive() and self._pid == os.getpid()) \
+                or self.unsupported is not None:
             return
         with self._lock:
             if self._thread is not None and self._thread.is_alive() \
@@ -80,6 +82,14 @@ class InvalidationListener:
                 target=self._run, name=f"django-valkey-fast invalidations ({self._name})",
                 daemon=True)
             self._thread.start()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's thread is not here, nor may its lock be
+        free; the next use starts a thread of this process."""
+        self._lock = threading.Lock()
+        self._thread = None
+        self._connection = None
+        self.client_id = None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and close its connection."""

@@ -3,23 +3,29 @@ keep them true. No I/O here: the caching channels (``caching_channel.py``) ask i
 before and after their round trips, and an invalidation listener
 (``invalidation.py``) tells it what the server changed.
 
-What it keeps: the raw reply of ``GET key`` (the bytes, or None for a missing key),
-until the key's own expiry, under bounds of entries and bytes. What goes first when a
-bound is reached is chosen by the CLOCK rule (second chance: an entry hit since the
-last pass is moved to the back instead, an approximation of least-recently-used that
-lets a hit take no lock: it reads the dict and sets a flag). Decoding happens per hit,
-so no caller ever shares a mutable value with another.
+What it keeps: the raw reply of ``GET key`` (the bytes, or None for a key that does
+not exist), until the key's own expiry (counted from when the read was sent), under
+bounds of entries and bytes (reply, key and a per-entry estimate). What goes first
+when a bound is reached is chosen by the CLOCK rule (second chance: an entry hit since
+the last pass is moved to the back instead, at most once per eviction: an
+approximation of least-recently-used that lets a hit take no lock; it reads the dict
+and sets a flag). Decoding happens per hit, so no caller ever shares a mutable value
+with another. The counters are plain increments: approximate under contention.
 
 Why a reply it keeps is never older than the server's last word on it:
 
 - **Tracking.** Every read whose reply may be kept runs on a connection whose
-  tracking redirects to the listener (``CLIENT TRACKING ON REDIRECT <id>`` in the
-  same pipeline), so the server will tell the listener when the key changes.
+  tracking redirects to the listener (``CLIENT TRACKING ON REDIRECT <id> OPTIN`` and
+  ``CLIENT CACHING YES`` in the same pipeline), so the server will tell the listener
+  when the key changes.
 - **Reads in flight.** A read takes a token before it is sent (:meth:`begin_read`);
   an invalidation of its key (or a flush) while it is in flight voids the token, and
   :meth:`finish_read` keeps nothing for a void token. The invalidation may reach the
   listener before or after the reply reaches the reader: either way the stale reply
-  is not kept (or is dropped when the message arrives).
+  is not kept (or is dropped when the message arrives). Of overlapping reads of one
+  key, only the latest-started may keep its reply, and only if those that finished
+  before it were told the same; a read told otherwise drops what is kept, so no
+  caller reads a value older than one it was given.
 - **Liveness.** Hits are served only while the listener is connected and has proved,
   within ``max_staleness`` seconds, that it has read everything the server sent before
   (a PING's reply comes after them on the same connection). The listener losing its
@@ -34,21 +40,33 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
-__all__ = ["MISSING", "LocalStore"]
+__all__ = ["ENTRY_OVERHEAD", "MISSING", "LocalStore"]
 
 MISSING = object()  # lookup(): not in the store (None is a kept "no such key")
 _NEVER = float("inf")
+# Bytes counted per entry besides its reply and key (the entry, its dict slot): an
+# estimate, so that MAX_BYTES bounds many small entries too.
+ENTRY_OVERHEAD = 120
+
+
+_UNSEEN = object()
+_CONFLICT = object()  # overlapping reads were told different things
 
 
 class _Read:
-    """A read in flight: its token (identity) and the store epoch it started in."""
+    """A read in flight: its token (identity), the store epoch it started in, when it
+    was sent (a kept reply's expiry counts from then, not from its arrival), and what
+    an overlapping read of the same key that finished first was answered."""
 
-    __slots__ = ("epoch",)
+    __slots__ = ("epoch", "sent_at", "seen")
 
-    def __init__(self, epoch: int):
+    def __init__(self, epoch: int, sent_at: float):
         self.epoch = epoch
+        self.sent_at = sent_at
+        self.seen = _UNSEEN  # or a reply; None-able, so a marker of its own
 
 
 class LocalStore:
@@ -61,8 +79,10 @@ class LocalStore:
         self.max_staleness = max_staleness
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> [reply, deadline, size, hit since the last eviction pass], oldest first
-        self._entries: dict = {}
+        # key -> [reply, deadline, size, hit since the last eviction pass], oldest
+        # first. Changed under the lock; a hit reads it without (one dict read) and
+        # sets the flag.
+        self._entries: OrderedDict = OrderedDict()
         self._reads: dict = {}  # key -> _Read in flight
         self._bytes = 0
         self._epoch = 0  # +1 at every flush: reads that began before keep nothing
@@ -89,46 +109,74 @@ class LocalStore:
                 with self._lock:  # expired with its key
                     if self._entries.get(key) is entry:
                         self._remove(key)
-        self.misses += 1
         return MISSING
 
     def begin_read(self, key) -> _Read:
-        """A token for a read of ``key`` about to be sent (see :meth:`finish_read`)."""
-        token = _Read(self._epoch)
+        """A token for a read of ``key`` about to be sent (see :meth:`finish_read`);
+        counts a miss."""
+        token = _Read(self._epoch, self._clock())
         with self._lock:
             self._reads[key] = token
+            self.misses += 1
         return token
 
     def finish_read(self, key, token: _Read, reply, ttl_ms) -> None:
         """Keep ``reply`` (of ``GET key``, whose PTTL was ``ttl_ms``) if nothing voided
-        ``token`` meanwhile and it fits."""
-        size = len(reply) if reply is not None else 0
-        if type(reply) is not bytes and reply is not None:
-            return  # (an error reply, or a type this store does not keep)
-        if ttl_ms == -2 and reply is not None:
-            return  # gone between the GET and the PTTL: its invalidation is on its way
-        deadline = _NEVER if ttl_ms < 0 else self._clock() + ttl_ms / 1000
+        ``token`` meanwhile, no overlapping read of the key was told otherwise, and it
+        fits."""
+        if reply is None:
+            keep = ttl_ms == -2  # (nil for a key that exists: not a string, for MGET)
+        else:
+            # (bytes only; a key gone between the GET and the PTTL: its invalidation is
+            # on its way)
+            keep = type(reply) is bytes and ttl_ms != -2
+        size = (len(reply) if type(reply) is bytes else 0) + len(key) + ENTRY_OVERHEAD
+        deadline = _NEVER if ttl_ms < 0 else token.sent_at + ttl_ms / 1000
         with self._lock:
-            if self._reads.get(key) is not token:
-                return  # voided, or a later read of the same key took over
+            current = self._reads.get(key)
+            if current is not token or not keep:
+                # Voided, taken over by a later read of the key, or not a reply to keep.
+                # Overlapping reads may run in either order in the server: what this
+                # one was told must not be contradicted by what is kept, or its caller
+                # could read an older value next (90, then 89).
+                if current is token:
+                    del self._reads[key]
+                elif current is not None:
+                    current.seen = reply if current.seen is _UNSEEN or \
+                        current.seen == reply else _CONFLICT
+                entry = self._entries.get(key)
+                if entry is not None and entry[0] != reply:
+                    self._remove(key)
+                return
             del self._reads[key]
             if token.epoch != self._epoch or size > self.max_bytes:
                 return
+            if token.seen is not _UNSEEN and token.seen != reply:
+                return  # an overlapping read was told otherwise: keep neither
             self._remove(key)
-            entries = self._entries
-            entries[key] = [reply, deadline, size, False]
+            self._make_room(size)
+            self._entries[key] = [reply, deadline, size, False]
             self._bytes += size
-            while len(entries) > self.max_entries or self._bytes > self.max_bytes:
-                oldest = next(iter(entries))
-                entry = entries.pop(oldest)
-                if entry[3] and oldest != key:  # hit since the last pass: a second chance
-                    entry[3] = False
-                    entries[oldest] = entry
-                else:
-                    self._bytes -= entry[2]
+
+    def _make_room(self, size: int) -> None:
+        # (under the lock) Evict until one entry of ``size`` bytes fits, by the CLOCK
+        # rule: the oldest goes unless it was hit since the last pass (it moves to the
+        # back, once per call at most: then the oldest goes whatever its flag).
+        entries = self._entries
+        chances = len(entries)
+        while entries and (len(entries) >= self.max_entries
+                           or self._bytes + size > self.max_bytes):
+            key, entry = next(iter(entries.items()))
+            if entry[3] and chances:
+                entry[3] = False
+                entries.move_to_end(key)
+                chances -= 1
+            else:
+                del entries[key]
+                self._bytes -= entry[2]
 
     def abandon_read(self, key, token: _Read) -> None:
-        """Forget ``token`` (its read failed)."""
+        """Forget ``token`` unless its reply was kept (called when every read ends)."""
         with self._lock:
             if self._reads.get(key) is token:
                 del self._reads[key]
@@ -142,7 +190,7 @@ class LocalStore:
             for key in keys:
                 self._remove(key)
                 reads.pop(key, None)
-            self.invalidations += 1
+                self.invalidations += 1
 
     def flush(self) -> None:
         """Forget everything and void every read in flight."""
@@ -152,6 +200,12 @@ class LocalStore:
             self._bytes = 0
             self._epoch += 1
             self.flushes += 1
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own (the parent's listener thread may have
+        held this one at the fork), nothing kept, no hits until its own listener."""
+        self._lock = threading.Lock()
+        self.disconnected()
 
     def connected(self) -> None:
         """The listener (re)connected: what was kept under its predecessor goes."""

@@ -103,6 +103,18 @@ def server_key(cache, key) -> str:
     return cache.make_key(key)
 
 
+def kept(cache, server, key) -> None:
+    """Read ``key`` until the store keeps it: then a read costs the server nothing."""
+    deadline = time.monotonic() + 5
+    while True:
+        cache.get(key)
+        before = server_gets(server)
+        cache.get(key)
+        if server_gets(server) == before:
+            return
+        assert time.monotonic() < deadline, f"{key!r} is never kept"
+
+
 # -- hits are local ---------------------------------------------------------------------
 
 
@@ -154,7 +166,7 @@ def test_a_change_made_by_another_process_is_seen_within_the_bound(csc, server, 
     cache = live(csc())
     cache.set("k", 1)
     cache.set("other", 7)
-    assert cache.get("k") == 1 and cache.get("k") == 1  # kept
+    kept(cache, server, "k")
     elsewhere(server, change.format(key=server_key(cache, "k"),
                                     other=server_key(cache, "other")))
     took = seen_within(lambda: cache.get("k"), expected)
@@ -201,8 +213,9 @@ def test_eviction_under_maxmemory_is_an_invalidation(csc):
 # -- this process's writes --------------------------------------------------------------
 
 
-def test_own_writes_are_read_back_at_once(csc):
-    cache = live(csc())
+@pytest.mark.parametrize("scope", ["database", "prefix"])
+def test_own_writes_are_read_back_at_once(csc, server, scope):
+    cache = live(csc(options={"CLEAR_SCOPE": scope}))
     cache.set("k", 1)
     assert cache.get("k") == 1 and cache.get("k") == 1
     for write, expected in [
@@ -215,9 +228,13 @@ def test_own_writes_are_read_back_at_once(csc):
         (lambda: cache.set("k", 6), 6),
         (lambda: cache.delete_many(["k"]), None),
         (lambda: cache.set("k", 7), 7),
+        (lambda: cache.delete_pattern("k*"), None),  # (UNLINK of the keys SCAN found)
+        (lambda: cache.set("k", 8), 8),
+        (lambda: cache.incr_version("k"), None),  # (RENAME to the next version)
+        (lambda: cache.set("k", 9), 9),
         (lambda: cache.clear(), None),
     ]:
-        assert cache.get("k") == cache.get("k")  # (kept again before each write)
+        kept(cache, server, "k")  # (kept again before each write: a local hit to beat)
         write()
         assert cache.get("k") == expected  # no sleep: read-your-writes
 
@@ -240,12 +257,13 @@ def test_an_invalidation_during_a_read_keeps_the_stale_reply_out(invalidated_fir
     store = _live_store()
     plan = through_stores(store, [store], lambda: 42, ("GET", "k"))
     pipeline = next(plan)
-    assert pipeline[0] == ("CLIENT", "TRACKING", "ON", "REDIRECT", 42, "NOLOOP")
-    assert pipeline[1:] == [("GET", "k"), ("PTTL", "k")]
+    assert pipeline[:2] == [("CLIENT", "TRACKING", "ON", "REDIRECT", 42, "OPTIN"),
+                            ("CLIENT", "CACHING", "YES")]
+    assert pipeline[2:] == [("GET", "k"), ("PTTL", "k")]
     if invalidated_first:
         store.invalidate(["k"])
     with pytest.raises(StopIteration) as answer:
-        plan.send([b"OK", b"old", -1])
+        plan.send([b"OK", b"OK", b"old", -1])
     assert answer.value.value == b"old"  # (the caller gets what the server said)
     if not invalidated_first:
         store.invalidate(["k"])
@@ -261,7 +279,7 @@ def test_a_flush_or_a_reconnect_during_a_read_keeps_it_out():
         store.connected()
         store.proved(time.monotonic())
         with pytest.raises(StopIteration):
-            plan.send([b"OK", [b"1", b"2"], -1, -1])
+            plan.send([b"OK", b"OK", [b"1", b"2"], -1, -1])
         assert store.lookup("a") is MISSING and store.lookup("b") is MISSING
 
 
@@ -272,7 +290,7 @@ def test_a_write_during_a_read_keeps_the_read_out():
     write = through_stores(store, [store], lambda: 42, ("SET", "k", b"new"))
     assert next(write) == ("SET", "k", b"new")
     with pytest.raises(StopIteration):
-        read.send([b"OK", b"old", -1])
+        read.send([b"OK", b"OK", b"old", -1])
     with pytest.raises(StopIteration):
         write.send(b"OK")
     assert store.lookup("k") is MISSING
@@ -286,12 +304,12 @@ def test_killing_the_listener_connection_flushes_and_stops_hits(csc, server):
     cache.set("k", 1)
     assert cache.get("k") == 1 and cache.get("k") == 1
     listener = cache.client._local_cache._servers[server.url].listener
-    killed_id = listener.client_id
-    server.command(f"CLIENT KILL ID {killed_id}")
+    flushes = stats(cache)["flushes"]
+    server.command(f"CLIENT KILL ID {listener.client_id}")
     deadline = time.monotonic() + 5
-    while listener.client_id in (killed_id,) and time.monotonic() < deadline:
+    while stats(cache)["flushes"] == flushes:  # (the loss flushes)
+        assert time.monotonic() < deadline, "the listener's loss was never noticed"
         time.sleep(0.005)
-    assert stats(cache)["flushes"] >= 2  # connected, then the loss
     # A write elsewhere while the listener was down is seen (nothing stale was kept).
     elsewhere(server, f"SET {server_key(cache, 'k')} 2")
     assert cache.get("k") == 2
@@ -330,10 +348,9 @@ def test_no_hits_without_recent_proof_from_the_listener(csc):
         cache = live(csc(location=own.url, options={"SOCKET_TIMEOUT": 0.3},
                          MAX_STALENESS=0.3))
         cache.set("k", 1)
-        assert cache.get("k") == 1 and cache.get("k") == 1
+        kept(cache, own, "k")
         own.pause()
         try:
-            assert cache.get("k") == 1  # (within MAX_STALENESS of the last proof)
             time.sleep(0.5)
             with pytest.raises(ConnectionInterrupted):
                 cache.get("k")
@@ -348,15 +365,17 @@ def test_no_hits_without_recent_proof_from_the_listener(csc):
 # -- bounds and bad input -----------------------------------------------------------
 
 
-def test_entries_and_bytes_are_bounded(csc):
+def test_entries_and_bytes_are_bounded(csc, server):
     cache = live(csc(MAX_ENTRIES=3, MAX_BYTES=2000))
     for i in range(6):
         cache.set(f"k{i}", i)
         assert cache.get(f"k{i}") == i
-    assert stats(cache)["entries"] <= 3
+    assert stats(cache)["entries"] == 3
     big = "x" * 5000
     cache.set("big", big)
+    before = server_gets(server)
     assert cache.get("big") == big and cache.get("big") == big  # served, never kept
+    assert server_gets(server) == before + 2
     assert stats(cache)["bytes"] <= 2000
 
 
@@ -493,10 +512,29 @@ def test_eviction_gives_entries_hit_since_the_last_pass_a_second_chance():
         assert len(store) == 3
     assert store.lookup("hot") == b"v"
     assert store.lookup("a") is MISSING and store.lookup("b") is MISSING
-    store.max_bytes = 4
-    token = store.begin_read("big")
-    store.finish_read("big", token, b"12345", -1)
-    assert store.lookup("big") is MISSING and store.stats()["bytes"] <= 4
+    store.max_bytes = store.stats()["bytes"]  # full: one more entry evicts
+    token = store.begin_read("g")
+    store.finish_read("g", token, b"v", -1)
+    assert store.lookup("g") == b"v" and store.stats()["bytes"] <= store.max_bytes
+    token = store.begin_read("big")  # larger than the whole store: never kept
+    store.finish_read("big", token, b"x" * store.max_bytes, -1)
+    assert store.lookup("big") is MISSING and store.stats()["bytes"] <= store.max_bytes
+
+
+def test_eviction_is_bounded_when_every_entry_was_hit():
+    """Every entry hit since the last pass: one insert gives each a second chance at
+    most once, then evicts the oldest (not the entry it is making room for)."""
+    store = _live_store()
+    store.max_entries = 1000
+    for i in range(1000):
+        token = store.begin_read(f"k{i}")
+        store.finish_read(f"k{i}", token, b"v", -1)
+    for i in range(1000):
+        assert store.lookup(f"k{i}") == b"v"
+    token = store.begin_read("new")
+    store.finish_read("new", token, b"v", -1)
+    assert store.lookup("new") == b"v" and len(store) == 1000
+    assert store.lookup("k0") is MISSING  # (all had their chance: the oldest went)
 
 
 def test_primary_and_replica_each_keep_and_forget_their_own(csc, replicated):
@@ -531,3 +569,172 @@ async def test_async_herd_client(csc):
     await cache.set("h", "again")
     assert await cache.get("h") == "again"
     assert stats(cache)["hits"] >= 1
+
+
+def test_a_read_whose_tracking_is_refused_is_answered_but_not_kept():
+    """The listener named in CLIENT TRACKING may have just gone (the server refuses to
+    redirect to a client that no longer exists): the caller still gets the value,
+    and nothing is kept without tracking behind it."""
+    from valkey.exceptions import ResponseError
+
+    store = _live_store()
+    plan = through_stores(store, [store], lambda: 42, ("GET", "k"))
+    next(plan)
+    refused = ResponseError("The client ID you want redirect to does not exist")
+    with pytest.raises(StopIteration) as answer:
+        plan.send([refused, b"OK", b"v", -1])
+    assert answer.value.value == b"v"
+    assert store.lookup("k") is MISSING
+
+
+# -- Sentinel ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sentinel_topology():
+    """A primary, its replica and a Sentinel of this test's own (a test may kill them)."""
+    from tests.test_sentinel import start_topology
+
+    processes = start_topology()
+    yield processes
+    for process in reversed(processes):
+        process.stop()
+
+
+def sentinel_csc(csc, sentinel, backend=None):
+    from django_valkey_fast.async_cache.cache import AsyncValkeyCache
+
+    client = ("django_valkey_fast.async_cache.client.AsyncSentinelClient"
+              if backend is AsyncValkeyCache else "django_valkey_fast.client.SentinelClient")
+    options = {"SENTINELS": [("127.0.0.1", sentinel.port)], "SOCKET_TIMEOUT": 2,
+               "SOCKET_CONNECT_TIMEOUT": 1, "CLIENT_CLASS": client}
+    return csc(location=f"valkey://{sentinel.name}/0", options=options,
+               **({} if backend is None else {"backend": backend}))
+
+
+def test_sentinel_reads_on_the_replica_are_kept_and_invalidated(csc, sentinel_topology):
+    primary, replica, sentinel = sentinel_topology
+    cache = sentinel_csc(csc, sentinel)
+    cache.set("k", 1)
+    seen_within(lambda: cache.get("k"), 1)
+    replica_url = cache.client._server[1]
+    live(cache, url=replica_url)
+    assert cache.get("k") == 1  # (kept now that the listener is up)
+    before = server_gets(replica)
+    assert cache.get("k") == 1 and cache.get("k") == 1
+    assert server_gets(replica) == before  # hits: local
+    elsewhere(primary, f"SET {server_key(cache, 'k')} 2")
+    seen_within(lambda: cache.get("k"), 2)  # (the replica applies it, then tells)
+    cache.set("k", 3)
+    seen_within(lambda: cache.get("k"), 3)
+
+
+async def test_async_sentinel_client(csc, sentinel_topology):
+    from django_valkey_fast.async_cache.cache import AsyncValkeyCache
+
+    primary, replica, sentinel = sentinel_topology
+    cache = sentinel_csc(csc, sentinel, backend=AsyncValkeyCache)
+    await cache.set("k", [1])
+    deadline = time.monotonic() + BOUND
+    while await cache.get("k") != [1]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    replica_url = cache.client._server[1]
+    while not cache.client.local_cache_stats()[replica_url]["live"]:
+        assert time.monotonic() < deadline + 5
+        await asyncio.sleep(0.01)
+    assert await cache.get("k") == [1]  # (kept now that the listener is up)
+    assert await cache.get("k") == [1] and await cache.get("k") == [1]
+    assert cache.client.local_cache_stats()[replica_url]["hits"] >= 2
+
+
+def test_sentinel_failover_forgets_what_the_old_topology_said(csc, sentinel_topology):
+    """The primary dies; Sentinel promotes the replica (and kills its clients, the
+    listener among them): what was kept is flushed, and a value written on the new
+    primary afterwards is what reads return."""
+    primary, replica, sentinel = sentinel_topology
+    cache = sentinel_csc(csc, sentinel)
+    cache.set("k", 1)
+    seen_within(lambda: cache.get("k"), 1)
+    live(cache, url=cache.client._server[1])
+    assert cache.get("k") == 1 and cache.get("k") == 1
+    assert cache.client.local_cache_stats()[cache.client._server[1]]["entries"] >= 1
+    flushes = cache.client.local_cache_stats()[cache.client._server[1]]["flushes"]
+    primary.kill()
+    deadline = time.monotonic() + 40
+    while sentinel.primary_port() != replica.port:
+        assert time.monotonic() < deadline, "Sentinel never promoted the replica"
+        time.sleep(0.1)
+    elsewhere(replica, f"SET {server_key(cache, 'k')} 2")
+
+    def read():
+        try:
+            return cache.get("k")
+        except ConnectionInterrupted:
+            return "failing over"
+
+    seen_within(read, 2, bound=20)
+    stats_now = cache.client.local_cache_stats()[cache.client._server[1]]
+    assert stats_now["flushes"] > flushes
+
+
+def test_writes_through_a_raw_client_reach_the_store_as_invalidations(csc, server):
+    """get_client()/client= run on the configuration's pooled connections, which
+    track the keys they read: their writes must still be reported (no NOLOOP)."""
+    cache = live(csc())
+    cache.set("k", 1)
+    kept(cache, server, "k")
+    raw = cache.client.get_client()
+    raw.set(server_key(cache, "k"), b"2")
+    seen_within(lambda: cache.get("k"), 2)
+    kept(cache, server, "k")
+    cache.set("k", 3, client=raw)
+    seen_within(lambda: cache.get("k"), 3)
+
+
+def test_a_key_of_another_type_is_not_kept_as_missing(csc, server):
+    """MGET answers nil for a key holding a set: that is not "no such key"."""
+    cache = live(csc())
+    cache.sadd("s", "member")
+    assert cache.get_many(["s"]) == {}
+    assert cache.get_many(["s"]) == {}
+    assert cache.has_key("s")  # (not answered locally as missing)
+    assert stats(cache)["entries"] == 0
+
+
+def test_a_refusing_server_starts_no_thread_per_read(csc, auth_server):
+    auth_server.command("ACL SETUSER nocsc2 on >pw2 ~* &* +@all -client|tracking")
+    cache = csc(location=f"valkey://nocsc2:pw2@127.0.0.1:{auth_server.port}/0")
+    for _ in range(50):
+        try:
+            cache.get("k")
+        except TrackingUnsupported:
+            pass
+        time.sleep(0.002)
+    listeners = [thread for thread in threading.enumerate()
+                 if "invalidations" in thread.name and str(auth_server.port) in thread.name]
+    assert len(listeners) <= 1
+
+
+@pytest.mark.parametrize("earlier_finishes_first", [True, False])
+def test_overlapping_reads_told_different_things_keep_nothing(earlier_finishes_first):
+    """Two reads of one key in flight at once may run in either order in the server:
+    the one that started later was told 90, the other 89. Whatever order the replies
+    arrive in, 89 is not kept (the caller told 90 would read back in time)."""
+    store = _live_store()
+    earlier = through_stores(store, [store], lambda: 42, ("GET", "k"))
+    later = through_stores(store, [store], lambda: 42, ("GET", "k"))
+    next(earlier)
+    next(later)
+    plans = [(earlier, b"89"), (later, b"90")]
+    for plan, value in plans if earlier_finishes_first else reversed(plans):
+        with pytest.raises(StopIteration):
+            plan.send([b"OK", b"OK", value, -1])
+    assert store.lookup("k") is MISSING
+    agreeing = [through_stores(store, [store], lambda: 42, ("GET", "k")) for _ in range(2)]
+    for plan in agreeing:
+        next(plan)
+    for plan in agreeing:
+        with pytest.raises(StopIteration):
+            plan.send([b"OK", b"OK", b"90", -1])
+    assert store.lookup("k") == b"90"  # (overlapping reads that agree: kept)

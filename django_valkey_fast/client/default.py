@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from django.conf import settings
 from django.core.cache.backends.base import get_key_func
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from django_valkey_fast import pool
 from django_valkey_fast._codec import Codec
@@ -229,18 +230,22 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         if channel is None:
             channel = channels[index] = aio.channel_for(self._connection_params(index))
         if self._local_cache is not None:
-            return self._local_cache.async_channel(
-                self._server[index], self._listener_pool(index), channel)
+            return self._local_cache.async_channel(self._server[index], self._listener_pool,
+                                                   channel, index)
         return channel
 
     def _listener_pool(self, index: int):
         """A sync valkey-py pool to server ``index``, whose connection class and
-        settings the client-side cache's invalidation connection uses."""
+        settings the client-side cache's invalidation connection uses (an async
+        client's; the sync client's is its own pool)."""
         listener_pools = self._servers.listener_pools
         found = listener_pools.get(self._server[index])
         if found is None:
-            factory = pool.get_connection_factory(
-                options=self._options, path=self.SYNC_CONNECTION_FACTORY_PATH)
+            # Not OPTIONS["CONNECTION_FACTORY"] nor its CONNECTION_POOL_CLASS: an async
+            # client's are asyncio ones; the sync factory picks its own pool class.
+            options = {name: value for name, value in self._options.items()
+                       if name not in ("CONNECTION_FACTORY", "CONNECTION_POOL_CLASS")}
+            factory = import_string(self.SYNC_CONNECTION_FACTORY_PATH)(options)
             found = listener_pools[self._server[index]] = factory.connect(
                 self._server[index]).connection_pool
         return found

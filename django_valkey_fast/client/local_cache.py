@@ -92,6 +92,8 @@ class LocalCache:
     def __init__(self, settings: dict):
         self.settings = settings
         self._servers: dict = {}  # url -> ServerCache
+        # an asyncio channel -> its caching channel (dropped with the channel's loop)
+        self._async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         _every.add(self)
 
@@ -114,9 +116,14 @@ class LocalCache:
         client keeps it with the channel)."""
         return CachingChannel(inner, self.server(url, pool), _Stores(self))
 
-    def async_channel(self, url: str, pool, inner) -> AsyncCachingChannel:
-        """The caching channel in front of ``inner``, an asyncio channel to ``url``."""
-        return AsyncCachingChannel(inner, self.server(url, pool), _Stores(self))
+    def async_channel(self, url: str, pool_of, inner, index: int) -> AsyncCachingChannel:
+        """The caching channel in front of ``inner``, an asyncio channel to ``url``
+        (server ``index``, whose sync pool ``pool_of(index)`` gives, when needed)."""
+        found = self._async.get(inner)
+        if found is None:
+            found = self._async[inner] = AsyncCachingChannel(
+                inner, self.server(url, pool_of(index)), _Stores(self))
+        return found
 
     def stats(self) -> dict:
         """``{url: store counters}`` (hits, misses, entries, bytes, invalidations...)."""
@@ -145,10 +152,13 @@ _every: weakref.WeakSet = weakref.WeakSet()
 
 
 def _forget_in_child() -> None:
-    # A forked child has no listener thread and must not trust what its parent kept.
+    # A forked child has no listener thread, must not trust what its parent kept, and
+    # gets locks of its own (a parent thread may have held one at the fork).
     for cache in list(_every):
+        cache._lock = threading.Lock()
         for server in list(cache._servers.values()):
-            server.store.disconnected()
+            server.listener.after_fork()
+            server.store.after_fork()
 
 
 if hasattr(os, "register_at_fork"):

@@ -54,8 +54,6 @@ def check_sentinel_pool(pool, pool_class_path):
 class SentinelClient(DefaultClient):
     """Writes to the primary Sentinel names, reads from its replicas."""
 
-    SUPPORTS_CLIENT_SIDE_CACHE = False  # (next: a listener per shard/node, failovers)
-
     CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.SentinelConnectionFactory"
 
     def __init__(self, server: str | Sequence[str], params: dict, backend: Any) -> None:

@@ -18,7 +18,7 @@ __all__ = ["AsyncSentinelClient"]
 class AsyncSentinelClient(AsyncDefaultClient):
     """Async; writes to the primary Sentinel names, reads from its replicas."""
 
-    SUPPORTS_CLIENT_SIDE_CACHE = False  # (next: a listener per shard/node, failovers)
+    SYNC_CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.SentinelConnectionFactory"
 
     CONNECTION_FACTORY_PATH = "django_valkey_fast.async_cache.pool.AsyncSentinelConnectionFactory"
 
