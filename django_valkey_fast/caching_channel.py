@@ -16,9 +16,10 @@ from django_valkey_fast.plan_methods import arun_plan
 __all__ = ["AsyncCachingChannel", "CachingChannel"]
 
 
-class CachingChannel:
-    """A sync channel (``channel.Channel``) behind a local store (``server``: the
-    ``LocalCache`` entry of the server it reaches)."""
+class _Caching:
+    """What both caching channels hold: the channel behind (``inner``), the store of
+    its server and every store of the configuration (``server``: the ``LocalCache``
+    entry of the server ``inner`` reaches)."""
 
     __slots__ = ("inner", "store", "stores", "redirect")
 
@@ -27,6 +28,15 @@ class CachingChannel:
         self.store = server.store
         self.stores = stores
         self.redirect = server.redirect_id
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)  # (disconnect, idle_count, pack_command...)
+
+
+class CachingChannel(_Caching):
+    """A sync channel (``channel.Channel``) behind a local store."""
+
+    __slots__ = ()
 
     def call(self, command):
         """Run one command; a ``GET`` (or ``EXISTS``) the store can answer costs no I/O."""
@@ -46,20 +56,11 @@ class CachingChannel:
         finally:
             plan.close()
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)  # (disconnect, idle_count, pack_command...)
 
-
-class AsyncCachingChannel:
+class AsyncCachingChannel(_Caching):
     """An asyncio channel (``async_channel.AsyncChannel``) behind a local store."""
 
-    __slots__ = ("inner", "store", "stores", "redirect")
-
-    def __init__(self, inner, server, stores):
-        self.inner = inner
-        self.store = server.store
-        self.stores = stores
-        self.redirect = server.redirect_id
+    __slots__ = ()
 
     def open_connection(self):
         """None: ``arun_plan`` then sends through :meth:`call`, which asks the store."""
@@ -81,6 +82,3 @@ class AsyncCachingChannel:
             return await arun_plan(plan, self.inner)
         finally:
             plan.close()
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)

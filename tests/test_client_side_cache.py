@@ -24,6 +24,7 @@ from django_valkey_fast.client.local_cache import TrackingUnsupported
 from django_valkey_fast.exceptions import ConnectionInterrupted
 from django_valkey_fast.local_store import MISSING, LocalStore
 from tests.servers import Server
+from tests.test_sentinel import doomed_topology  # noqa: F401 - a fixture (own topology)
 
 BOUND = 2.0  # seconds within which a change made elsewhere must be seen (CI headroom)
 
@@ -590,17 +591,6 @@ def test_a_read_whose_tracking_is_refused_is_answered_but_not_kept():
 # -- Sentinel ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sentinel_topology():
-    """A primary, its replica and a Sentinel of this test's own (a test may kill them)."""
-    from tests.test_sentinel import start_topology
-
-    processes = start_topology()
-    yield processes
-    for process in reversed(processes):
-        process.stop()
-
-
 def sentinel_csc(csc, sentinel, backend=None):
     from django_valkey_fast.async_cache.cache import AsyncValkeyCache
 
@@ -612,8 +602,8 @@ def sentinel_csc(csc, sentinel, backend=None):
                **({} if backend is None else {"backend": backend}))
 
 
-def test_sentinel_reads_on_the_replica_are_kept_and_invalidated(csc, sentinel_topology):
-    primary, replica, sentinel = sentinel_topology
+def test_sentinel_reads_on_the_replica_are_kept_and_invalidated(csc, doomed_topology):
+    primary, replica, sentinel = doomed_topology
     cache = sentinel_csc(csc, sentinel)
     cache.set("k", 1)
     seen_within(lambda: cache.get("k"), 1)
@@ -629,10 +619,10 @@ def test_sentinel_reads_on_the_replica_are_kept_and_invalidated(csc, sentinel_to
     seen_within(lambda: cache.get("k"), 3)
 
 
-async def test_async_sentinel_client(csc, sentinel_topology):
+async def test_async_sentinel_client(csc, doomed_topology):
     from django_valkey_fast.async_cache.cache import AsyncValkeyCache
 
-    primary, replica, sentinel = sentinel_topology
+    primary, replica, sentinel = doomed_topology
     cache = sentinel_csc(csc, sentinel, backend=AsyncValkeyCache)
     await cache.set("k", [1])
     deadline = time.monotonic() + BOUND
@@ -648,11 +638,11 @@ async def test_async_sentinel_client(csc, sentinel_topology):
     assert cache.client.local_cache_stats()[replica_url]["hits"] >= 2
 
 
-def test_sentinel_failover_forgets_what_the_old_topology_said(csc, sentinel_topology):
+def test_sentinel_failover_forgets_what_the_old_topology_said(csc, doomed_topology):
     """The primary dies; Sentinel promotes the replica (and kills its clients, the
     listener among them): what was kept is flushed, and a value written on the new
     primary afterwards is what reads return."""
-    primary, replica, sentinel = sentinel_topology
+    primary, replica, sentinel = doomed_topology
     cache = sentinel_csc(csc, sentinel)
     cache.set("k", 1)
     seen_within(lambda: cache.get("k"), 1)
