@@ -55,22 +55,62 @@ HOT = [f"hot{i}" for i in range(10)]
 
 # The writer process: SETs the hot keys (as Django's default KEY_FUNCTION names them)
 # at a steady rate until its stdin closes.
-WRITER = """
+SET = """
 import socket, sys, threading, time
 sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def set_(key, value):
+    sock.sendall(b"*3\\r\\n$3\\r\\nSET\\r\\n$%d\\r\\n%s\\r\\n$%d\\r\\n%s\\r\\n"
+                 % (len(key), key, len(value), value))
+    sock.recv(100)
+"""
+WRITER = SET + """
 value = bytes.fromhex(sys.argv[3])
 rate = float(sys.argv[2])
 stop = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
 n = 0
 while not stop.is_set():
-    key = b":1:hot%d" % (n % 10)
-    sock.sendall(b"*3\\r\\n$3\\r\\nSET\\r\\n$%d\\r\\n%s\\r\\n$%d\\r\\n%s\\r\\n"
-                 % (len(key), key, len(value), value))
-    sock.recv(100)
+    set_(b":1:hot%d" % (n % 10), value)
     n += 1
     time.sleep(1 / rate)
 """
+
+
+# A writer driven line by line: for each key=value on stdin it SETs the (pickled,
+# by the caller) value and prints the monotonic time its acknowledgement arrived
+# (CLOCK_MONOTONIC: one clock for every process of the machine).
+PROBE = SET + """
+for line in sys.stdin:
+    key, value = line.split()
+    set_(key.encode(), bytes.fromhex(value))
+    print(time.monotonic(), flush=True)
+"""
+
+
+def invalidation_delays(cache, port: str, samples: int) -> list:
+    """Seconds from another process's write being acknowledged to this process's
+    ``get`` returning the new value, the old one being kept locally each time."""
+    probe = subprocess.Popen([sys.executable, "-c", PROBE, port], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    delays = []
+    try:
+        for n in range(samples):
+            cache.set("probe", n)
+            while cache.get("probe") != n:
+                pass
+            for _ in range(3):
+                cache.get("probe")  # (kept, and served locally)
+            probe.stdin.write(f":1:probe {str(n + 1).encode().hex()}\n")
+            probe.stdin.flush()
+            while cache.get("probe") != n + 1:
+                pass
+            seen = time.monotonic()
+            acknowledged = float(probe.stdout.readline())
+            delays.append(max(0.0, seen - acknowledged))
+    finally:
+        probe.stdin.close()
+        probe.wait(10)
+    return delays
 
 
 def configure(location):
@@ -170,10 +210,11 @@ def run(location, rounds, calls, writer_rate):
         writer.stdin.close()
         writer.wait(10)
     stats = chosen[LOCAL][0].client.local_cache_stats()
-    return chosen, results, stats
+    delays = invalidation_delays(chosen[LOCAL][0], port, 300)
+    return chosen, results, stats, delays
 
 
-def report(chosen, results, stats, writer_rate):
+def report(chosen, results, stats, writer_rate, delays):
     lines = ["| workload | backend | ops/s | CPU us/op | ops/s vs django-valkey | "
              "CPU vs django-valkey |", "|---|---|---:|---:|---:|---:|"]
     # (hot aget compares with django-valkey's AsyncValkeyCache, the others with its
@@ -195,6 +236,13 @@ def report(chosen, results, stats, writer_rate):
               f"throughout. The local cache's counters at the end: {counters['hits']:,} hits, "
               f"{counters['misses']:,} misses, {counters['invalidations']:,} invalidations, "
               f"{counters['flushes']} flushes."]
+    delays = sorted(delays)
+    lines += ["", f"**How soon another process's write is seen** ({len(delays)} samples: a "
+              "value kept and served locally, another process SETs it, this process reads "
+              "until it gets the new value; from the writer's acknowledgement to that "
+              f"read): median {statistics.median(delays) * 1e3:.2f} ms, 99th percentile "
+              f"{delays[int(len(delays) * 0.99) - 1] * 1e3:.2f} ms, "
+              f"longest {delays[-1] * 1e3:.2f} ms."]
     return "\n".join(lines)
 
 
@@ -210,9 +258,10 @@ def main():
     args = parser.parse_args()
     with server_location(args.location) as location:
         configure(location)
-        chosen, results, stats = run(location, args.rounds, args.calls, args.writer_rate)
+        chosen, results, stats, delays = run(location, args.rounds, args.calls,
+                                             args.writer_rate)
         server = server_version(location)
-    table = report(chosen, results, stats, args.writer_rate)
+    table = report(chosen, results, stats, args.writer_rate, delays)
     print(table)
     if args.markdown:
         from bench.report import environment, write_section

@@ -5,6 +5,7 @@ a pooled connection."""
 
 import socket
 import time
+from select import select as _select
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
@@ -20,8 +21,8 @@ from django_valkey_fast._valkeypy import describe, ready, socket_of
 from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
 
 __all__ = [
-    "RECV_SIZE", "ChannelState", "Link", "acquire", "collect", "pack_command", "pack_commands",
-    "call", "pipeline", "read_replies", "read_reply", "release", "run", "write",
+    "RECV_SIZE", "ChannelState", "Link", "acquire", "collect", "fd_readable", "pack_command",
+    "pack_commands", "call", "pipeline", "read_replies", "read_reply", "release", "run", "write",
 ]
 
 cdef Py_ssize_t _RECV_SIZE = 65536  # bytes asked of the socket per read
@@ -257,6 +258,15 @@ cdef class ChannelState:
     cdef public Py_ssize_t _waiting
     cdef public double idle_timeout
     cdef public object pack_command, pack_commands
+
+
+def fd_readable(long long fd):
+    """Whether socket descriptor ``fd`` has something to read (bytes, EOF, an error),
+    asked without waiting and without releasing the GIL."""
+    cdef int found = _fd_readable(fd)
+    if found < 0:  # (Windows)
+        return bool(_select([fd], [], [], 0)[0])
+    return found != 0
 
 
 cdef inline bint _readable(Link link) except -1:

@@ -11,6 +11,7 @@ are raised as they are by :func:`read_reply`; :func:`collect` and :func:`write` 
 them into what they mean for at-most-once (see ``channel.py``).
 """
 
+import select
 import socket
 import time
 
@@ -21,8 +22,8 @@ from django_valkey_fast._valkeypy import describe, ready, socket_of
 from django_valkey_fast.exceptions import CommandNotSent, MalformedReply
 
 __all__ = [
-    "RECV_SIZE", "ChannelState", "Link", "acquire", "collect", "pack_command", "pack_commands",
-    "call", "pipeline", "read_replies", "read_reply", "release", "run", "write",
+    "RECV_SIZE", "ChannelState", "Link", "acquire", "collect", "fd_readable", "pack_command",
+    "pack_commands", "call", "pipeline", "read_replies", "read_reply", "release", "run", "write",
 ]
 
 RECV_SIZE = 65536  # bytes asked of the socket per read
@@ -131,6 +132,12 @@ class ChannelState:
 
     __slots__ = ("_idle", "_blocking", "_wait_timeout", "_lock", "_returned", "_waiting",
                  "idle_timeout", "pack_command", "pack_commands")
+
+
+def fd_readable(fd):
+    """Whether socket descriptor ``fd`` has something to read (bytes, EOF, an error),
+    asked without waiting."""
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def acquire(channel):

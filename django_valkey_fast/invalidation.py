@@ -10,7 +10,8 @@ server serves the sync path, every event loop and every thread alike.
 The listener tells its owner (callbacks handed in at construction, see
 ``local_store.LocalStore``):
 
-- ``connected()`` once subscribed, under a new client id;
+- ``connected(unread)`` once subscribed, under a new client id; ``unread()`` tells
+  whether its socket holds bytes not read yet;
 - ``invalidate(keys)`` for each message naming keys, ``flush()`` for a message
   naming none (FLUSHDB, FLUSHALL);
 - ``proved(as_of)`` when the reply of a PING sent at ``as_of`` arrives: every message
@@ -20,11 +21,15 @@ The listener tells its owner (callbacks handed in at construction, see
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 
 from valkey.exceptions import ResponseError
+
+from django_valkey_fast._valkeypy import socket_of
+from django_valkey_fast._wire import fd_readable
 
 __all__ = ["InvalidationListener"]
 
@@ -144,7 +149,7 @@ class InvalidationListener:
         if not (isinstance(reply, list) and reply and _word(reply[0]) == b"subscribe"):
             raise ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
         self.client_id = client_id
-        self._owner.connected()
+        self._owner.connected(functools.partial(fd_readable, socket_of(connection).fileno()))
         owner, clock, heartbeat = self._owner, time.monotonic, self.heartbeat
         ping_sent = None
         next_ping = clock()

@@ -28,7 +28,9 @@ Why a reply it keeps is never older than the server's last word on it:
   caller reads a value older than one it was given.
 - **Liveness.** Hits are served only while the listener is connected and has proved,
   within ``max_staleness`` seconds, that it has read everything the server sent before
-  (a PING's reply comes after them on the same connection). The listener losing its
+  (a PING's reply comes after them on the same connection), and while its socket
+  holds nothing it has not read (a message that arrived waits for the listener
+  thread, which waits for the GIL: a hit must not be served meanwhile). The listener losing its
   connection flushes everything and voids every token: its successor has a new id
   that earlier tracking does not redirect to.
 - **This process's writes** drop their keys before they are sent and again when
@@ -87,6 +89,9 @@ class LocalStore:
         self._bytes = 0
         self._epoch = 0  # +1 at every flush: reads that began before keep nothing
         self._live = False  # the listener is connected (hits need it)
+        # Whether the listener's socket holds bytes it has not read yet (a C call, set
+        # by connected(); int() is 0): a hit waits for them, they may invalidate it.
+        self._unread: Any = int
         self._proven_at = -_NEVER  # when the listener last proved it was up to date
         self.hits = self.misses = self.invalidations = self.flushes = 0
 
@@ -103,6 +108,10 @@ class LocalStore:
             entry = self._entries.get(key)  # (no lock: one dict read)
             if entry is not None:
                 if entry[1] > now:
+                    if self._unread():
+                        # An invalidation may be waiting for the listener thread (for
+                        # the GIL: up to its switch interval, 5 ms): no hit until read.
+                        return MISSING
                     entry[3] = True
                     self.hits += 1
                     return entry[0]
@@ -207,9 +216,11 @@ class LocalStore:
         self._lock = threading.Lock()
         self.disconnected()
 
-    def connected(self) -> None:
-        """The listener (re)connected: what was kept under its predecessor goes."""
+    def connected(self, unread=int) -> None:
+        """The listener (re)connected: what was kept under its predecessor goes.
+        ``unread()`` tells whether its socket holds bytes it has not read yet."""
         self.flush()
+        self._unread = unread
         self._live = True
 
     def disconnected(self) -> None:
@@ -217,6 +228,7 @@ class LocalStore:
         self._live = False
         self.flush()
         self._proven_at = -_NEVER
+        self._unread = int
 
     def proved(self, as_of: float) -> None:
         """Everything the server sent before ``as_of`` (a clock reading) was read."""

@@ -728,3 +728,53 @@ def test_overlapping_reads_told_different_things_keep_nothing(earlier_finishes_f
         with pytest.raises(StopIteration):
             plan.send([b"OK", b"OK", b"90", -1])
     assert store.lookup("k") == b"90"  # (overlapping reads that agree: kept)
+
+
+def test_no_hit_while_the_listener_socket_holds_unread_bytes():
+    """A message that reached the listener's socket may be an invalidation: until the
+    listener thread reads it (it may wait for the GIL), nothing is served locally."""
+    store = _live_store()
+    token = store.begin_read("k")
+    store.finish_read("k", token, b"v", -1)
+    assert store.lookup("k") == b"v"
+    unread = [True]
+    store.connected(lambda: unread[0])
+    store.proved(time.monotonic())
+    token = store.begin_read("k")
+    store.finish_read("k", token, b"v", -1)
+    assert store.lookup("k") is MISSING
+    unread[0] = False
+    assert store.lookup("k") == b"v"
+
+
+def test_a_spinning_reader_sees_another_process_write_without_waiting_for_the_gil(
+        csc, server):
+    """A thread doing nothing but local hits holds the GIL: the listener thread gets
+    it only at the interpreter's switch interval (5 ms). The hit path checks the
+    listener's socket instead, so the change is seen as soon as the message arrives
+    (median of 31 samples well under the switch interval)."""
+    import sys as _sys
+
+    cache = live(csc())
+    probe = subprocess.Popen([_sys.executable, "-c", (
+        "import socket, sys, time\n"
+        "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+        "for line in sys.stdin:\n"
+        "    s.sendall(line.strip().encode() + b'\\r\\n'); s.recv(100)\n"
+        "    print(time.monotonic(), flush=True)\n"), str(server.port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    delays = []
+    try:
+        for n in range(31):
+            cache.set("p", n)
+            kept(cache, server, "p")
+            probe.stdin.write(f"SET {server_key(cache, 'p')} {n + 1}\n")
+            probe.stdin.flush()
+            while cache.get("p") != n + 1:
+                pass
+            delays.append(time.monotonic() - float(probe.stdout.readline()))
+    finally:
+        probe.stdin.close()
+        probe.wait(10)
+    delays.sort()
+    assert delays[15] < 0.0025, f"median {delays[15] * 1e3:.2f} ms"
