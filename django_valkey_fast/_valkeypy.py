@@ -214,9 +214,11 @@ def abandon_valkey_pool(pool) -> None:
 def side_connection(pool):
     """A new connected valkey-py connection to the server of ``pool`` (its connection
     class and settings: TLS, Unix socket, AUTH, database, Sentinel discovery), outside
-    the pool's count and without health checks (the caller PINGs on its own)."""
+    the pool's count, in RESP2 and without health checks (the caller PINGs on its
+    own)."""
     kwargs = dict(pool.connection_kwargs)
     kwargs["health_check_interval"] = 0
+    kwargs["protocol"] = 2  # (subscribed messages as replies, not RESP3 pushes)
     connection = pool.connection_class(**kwargs)
     connection.connect()
     return connection

@@ -778,3 +778,13 @@ def test_a_spinning_reader_sees_another_process_write_without_waiting_for_the_gi
         probe.wait(10)
     delays.sort()
     assert delays[15] < 0.0025, f"median {delays[15] * 1e3:.2f} ms"
+
+
+def test_resp3_pool_settings_still_get_a_resp2_listener(csc, server):
+    """The listener reads subscribed messages as RESP2 replies whatever protocol the
+    pool's settings ask for (RESP3 would deliver them as pushes it never sees)."""
+    cache = live(csc(options={"CONNECTION_POOL_KWARGS": {"protocol": 3}}))
+    cache.set("k", 1)
+    kept(cache, server, "k")
+    elsewhere(server, f"SET {server_key(cache, 'k')} 2")
+    seen_within(lambda: cache.get("k"), 2)
