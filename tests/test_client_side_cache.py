@@ -390,8 +390,10 @@ def test_bad_settings_are_refused_with_a_clear_error(csc, setting):
 
 
 def test_topologies_not_covered_yet_refuse_it(csc, server):
-    with pytest.raises(ImproperlyConfigured, match="not available with ShardClient"):
-        csc(options={"CLIENT_CLASS": "django_valkey_fast.client.ShardClient"}).get("k")
+    from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
+
+    with pytest.raises(ImproperlyConfigured, match="not available with DefaultClusterClient"):
+        csc(backend=ClusterValkeyCache).get("k")
 
 
 def test_a_server_refusing_tracking_is_a_clear_error(csc, auth_server):
@@ -788,3 +790,52 @@ def test_resp3_pool_settings_still_get_a_resp2_listener(csc, server):
     kept(cache, server, "k")
     elsewhere(server, f"SET {server_key(cache, 'k')} 2")
     seen_within(lambda: cache.get("k"), 2)
+
+
+# -- client-side sharding -------------------------------------------------------------
+
+
+def test_sharded_reads_are_kept_per_shard_and_invalidated(csc):
+    """ShardClient: each shard's reads are kept in that shard's store, with its own
+    listener; another process's write on a shard and this process's multi-shard
+    writes and clear reach them."""
+    from tests.test_sharding import holder as shard_of
+
+    shards = [Server() for _ in range(2)]
+    try:
+        cache = csc(location=[shard.url for shard in shards],
+                    options={"CLIENT_CLASS": "django_valkey_fast.client.ShardClient"})
+        keys = [f"k{i}" for i in range(8)]
+        cache.set_many({key: 1 for key in keys})
+        assert cache.get_many(keys) == {key: 1 for key in keys}
+        deadline = time.monotonic() + 5
+        while not all(s["live"] for s in cache.client.local_cache_stats().values()):
+            cache.get_many(keys)
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert len(cache.client.local_cache_stats()) == 2  # a store per shard
+        cache.get_many(keys)
+        gets = [server_gets(shard) for shard in shards]
+        assert cache.get_many(keys) == {key: 1 for key in keys}
+        assert all(cache.get(key) == 1 for key in keys)
+        assert [server_gets(shard) for shard in shards] == gets  # all local
+        (owner,) = shard_of(shards, cache.make_key("k0"))
+        elsewhere(owner, f"SET {server_key(cache, 'k0')} 2")
+        seen_within(lambda: cache.get("k0"), 2)
+        cache.set_many({key: 3 for key in keys})
+        assert cache.get_many(keys) == {key: 3 for key in keys}
+
+        async def async_side():
+            assert await cache.aget_many(keys) == {key: 3 for key in keys}
+            hits = sum(s["hits"] for s in cache.client.local_cache_stats().values())
+            assert await cache.aget_many(keys) == {key: 3 for key in keys}
+            assert sum(s["hits"] for s in cache.client.local_cache_stats().values()) > hits
+            await cache.aset("k1", 4)
+            assert await cache.aget("k1") == 4
+
+        asyncio.run(async_side())
+        cache.clear()
+        assert cache.get_many(keys) == {}
+    finally:
+        for shard in shards:
+            shard.stop()

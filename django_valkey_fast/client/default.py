@@ -147,7 +147,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
                 raise ImproperlyConfigured(
                     f"OPTIONS['CLIENT_SIDE_CACHE'] is not available with "
                     f"{type(self).__name__} yet (it is with the default and herd clients, "
-                    "sync and async)")
+                    "sync and async, Sentinel and sharded)")
             local_cache = LocalCache(local_settings)
         return ClientConfig(
             reverse_key=get_key_func(params.get("REVERSE_KEY_FUNCTION")
@@ -230,9 +230,14 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         if channel is None:
             channel = channels[index] = aio.channel_for(self._connection_params(index))
         if self._local_cache is not None:
-            return self._local_cache.async_channel(self._server[index], self._listener_pool,
-                                                   channel, index)
+            return self._async_caching_channel(index, channel)
         return channel
+
+    def _async_caching_channel(self, index: int, channel):
+        """The client-side cache's channel in front of ``channel``, an asyncio channel
+        to server ``index``."""
+        return self._local_cache.async_channel(self._server[index], self._listener_pool,
+                                               channel, index)
 
     def _listener_pool(self, index: int):
         """A sync valkey-py pool to server ``index``, whose connection class and
@@ -406,13 +411,17 @@ class DefaultClient(SyncOperationMethods, BaseClient):
         if channel is None:
             channel = self._channels[index] = channel_of(self._client_at(index))
         if self._local_cache is not None:
-            caching = self._servers.caching
-            found = caching[index]
-            if found is None or found[0] is not channel:
-                found = caching[index] = (channel, self._local_cache.sync_channel(
-                    self._server[index], self._listener_pool(index), channel))
-            return found[1]
+            return self._caching_channel(index, channel)
         return channel
+
+    def _caching_channel(self, index: int, channel):
+        """The client-side cache's channel in front of server ``index``'s ``channel``."""
+        caching = self._servers.caching
+        found = caching[index]
+        if found is None or found[0] is not channel:
+            found = caching[index] = (channel, self._local_cache.sync_channel(
+                self._server[index], self._listener_pool(index), channel))
+        return found[1]
 
     def _listener_pool(self, index: int):
         return self._client_at(index).connection_pool

@@ -57,8 +57,6 @@ ShardOperations.operations = ShardOperations
 class ShardClient(DefaultClient):
     """Spreads keys over the LOCATION servers (client-side sharding)."""
 
-    SUPPORTS_CLIENT_SIDE_CACHE = False  # (next: a listener per shard/node, failovers)
-
     # Every LOCATION is the primary of its own keys: none may take another's place.
     LOCATION_IS_PRIMARY_AND_REPLICAS = False
 
@@ -107,6 +105,8 @@ class ShardClient(DefaultClient):
         channel = self._channels[index]
         if channel is None:
             channel = self._channels[index] = channel_of(self._client_at(index))
+        if self._local_cache is not None:  # (a store and listener per shard)
+            return self._caching_channel(index, channel)
         return channel
 
     def _channel(self, write):
@@ -114,8 +114,13 @@ class ShardClient(DefaultClient):
 
     def _aio_state(self, loop):
         """Per event loop: the sharded channel, with its channel to each server."""
-        return AsyncShardChannel(
-            self._router, lambda index: aio.channel_for(self._connection_params(index), loop))
+        def open_channel(index):
+            channel = aio.channel_for(self._connection_params(index), loop)
+            if self._local_cache is not None:
+                return self._async_caching_channel(index, channel)
+            return channel
+
+        return AsyncShardChannel(self._router, open_channel)
 
     def _achannel(self, write):
         return self._aio.get()
