@@ -7,6 +7,7 @@ module for the description of each name.
 
 import warnings
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
 
@@ -179,6 +180,7 @@ cdef class Codec:
             return _unless_number_like(self._compress(data), data)
         return data
 
+    @cython.boundscheck(True)  # (a serializer may release the GIL: lists may change)
     def decode_many(self, keys, nkeys, replies):
         """``{key: decoded reply}`` for the replies of an MGET that are not None
         (``keys[i]`` was asked as ``nkeys[i]``)."""

@@ -71,11 +71,11 @@ def bind(link) -> None:
     check, the only other time the parser reads).
     """
     connection = link.connection
+    _check_parser_drained(connection)  # (before anything of the link changes)
     sock = link.sock = connection._sock
     link.fd = sock.fileno() if sock is not None else -1
     link.poll = _readable_check(sock)
     parser = connection._parser
-    _check_parser_drained(connection)
     reader = link.reader = Reader(protocolError=InvalidResponse, replyError=parser.parse_error)
     link.gets, link.feed = reader.gets, reader.feed
     link.recv, link.sendall = (sock.recv, sock.sendall) if sock is not None else (None, None)

@@ -32,8 +32,12 @@ RECV_SIZE = _RECV_SIZE
 cdef inline object _encode(arg):
     # The argument as bytes, or an exact str (written as its UTF-8 by _view: no bytes
     # object made for it). What valkey-py's encoder makes of each type.
+    cdef Py_ssize_t size
     arg_type = type(arg)
-    if arg_type is bytes or arg_type is str:
+    if arg_type is str:
+        PyUnicode_AsUTF8AndSize(arg, &size)  # (an unencodable str raises here, as in
+        return arg                           # the pure twin: before later arguments)
+    if arg_type is bytes:
         return arg
     if arg_type is int or arg_type is float:
         return repr(arg).encode()
@@ -191,10 +195,13 @@ _SOCKET_TIMEOUTS = (socket.timeout, BlockingIOError)
 cdef extern from *:
     """
     #if defined(_WIN32)
+    #define WIN32_LEAN_AND_MEAN
+    #define NOMINMAX
     #include <windows.h>
     static double dvf_now(void) { return (double)GetTickCount64() / 1000.0; }
     static int dvf_fd_readable(long long fd) { (void)fd; return -1; }
     #else
+    #include <errno.h>
     #include <time.h>
     #include <poll.h>
     static double dvf_now(void) {
@@ -205,10 +212,14 @@ cdef extern from *:
     static int dvf_fd_readable(long long fd) {
         /* poll(2) with no wait: the GIL need not be released, nor a list made. */
         struct pollfd entry;
+        int found;
         entry.fd = (int)fd;
         entry.events = POLLIN;
         entry.revents = 0;
-        return poll(&entry, 1, 0) != 0;  /* ready, hung up, or poll failed */
+        do {
+            found = poll(&entry, 1, 0);
+        } while (found < 0 && errno == EINTR);
+        return found != 0;  /* ready, hung up, or poll failed */
     }
     #endif
     """
@@ -261,8 +272,13 @@ cdef class ChannelState:
 
 
 def fd_readable(long long fd):
-    """Whether socket descriptor ``fd`` has something to read (bytes, EOF, an error),
-    asked without waiting and without releasing the GIL."""
+    """Whether socket descriptor ``fd`` has something to read (bytes, EOF, an error;
+    a closed descriptor counts), asked without waiting and without releasing the GIL;
+    False for a negative one."""
+    if fd < 0:
+        return False
+    if fd > 2147483647:
+        raise OverflowError(f"file descriptor {fd} out of range")
     cdef int found = _fd_readable(fd)
     if found < 0:  # (Windows)
         return bool(_select([fd], [], [], 0)[0])
@@ -318,7 +334,7 @@ cpdef release(ChannelState channel, Link link):
     except IndexError:
         return
     if stale:
-        channel._close_stale(now)
+        channel._close_stale(now, channel.idle_timeout)
 
 
 cpdef write(Link link, bytes packed, replies):

@@ -135,9 +135,20 @@ class ChannelState:
 
 
 def fd_readable(fd):
-    """Whether socket descriptor ``fd`` has something to read (bytes, EOF, an error),
-    asked without waiting."""
-    return bool(select.select([fd], [], [], 0)[0])
+    """Whether socket descriptor ``fd`` has something to read (bytes, EOF, an error;
+    a closed descriptor counts), asked without waiting; False for a negative one."""
+    if fd < 0:
+        return False
+    if fd > _INT_MAX:
+        raise OverflowError(f"file descriptor {fd} out of range")
+    if not hasattr(select, "poll"):  # (Windows)
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+_INT_MAX = 2 ** 31 - 1
 
 
 def acquire(channel):
@@ -187,7 +198,7 @@ def release(channel, link):
     except IndexError:  # all taken meanwhile by other threads
         return
     if stale:
-        channel._close_stale(now)
+        channel._close_stale(now, channel.idle_timeout)
 
 
 def write(link, packed, replies):

@@ -12,8 +12,10 @@ pure-Python twin); this module keeps the connection bookkeeping and the rules.
 Guarantees (docs/reliability.md):
 
 - **At most once.** A connection is reused only if ``poll`` finds nothing to read on
-  it (the server did not close it, and no stray reply waits there) and its parser
-  holds no unread bytes; otherwise it is closed and another is taken. A command is
+  it (the server did not close it, and no stray reply waits there) and its reader
+  holds no unread bytes (valkey-py's parser, which reads only the handshake and
+  health-check PINGs, is checked right after those); otherwise it is closed and
+  another is taken. A command is
   sent again only under :mod:`~django_valkey_fast.retry`'s rule: it never reached the
   server, or it only reads. A written write whose reply is lost raises.
 - **Pool bounds.** At most ``max_connections`` connections exist; with a
@@ -158,21 +160,22 @@ class Channel(ChannelState):
             if self._waiting:
                 self._returned.notify()
 
-    def _close_stale(self, now: float) -> None:
-        """Close the connections idle for more than ``idle_timeout`` (the oldest are
-        at the bottom of the LIFO)."""
+    def _close_stale(self, now: float, limit: float) -> None:
+        """Close the connections idle for more than ``limit`` seconds (the channel's
+        ``idle_timeout``, as the round trip read it; the oldest are at the bottom of
+        the LIFO)."""
         stale = []
         with self._lock:
             idle = self._idle
             while idle:
                 oldest = idle[0]
-                if now - oldest.since <= self.idle_timeout:
+                if now - oldest.since <= limit:
                     break
                 try:
                     idle.remove(oldest)
                 except ValueError:  # taken by another thread meanwhile
                     continue
-                if now - oldest.since > self.idle_timeout:
+                if now - oldest.since > limit:
                     stale.append(oldest)
                 else:  # taken and given back meanwhile: still fresh
                     idle.append(oldest)

@@ -406,3 +406,45 @@ def test_key_slot_of_str_subclasses_bytes_and_hash_tags(impl):
         impl.slots.split_keys((), impl.slots.key_slot)
     with pytest.raises(IndexError):
         impl.slots.merge_values([[5]], 2, [[b"v"]])
+
+
+def test_fd_readable_agrees_on_every_descriptor(impl):
+    """The reuse and client-side-cache checks' poll: readable when bytes wait, the peer
+    closed, or the descriptor is closed; False for a negative one; both twins."""
+    import socket as socket_module
+
+    left, right = socket_module.socketpair()
+    try:
+        assert impl.wire.fd_readable(left.fileno()) is False
+        right.sendall(b"x")
+        assert impl.wire.fd_readable(left.fileno()) is True
+        left.recv(1)
+        right.close()
+        assert impl.wire.fd_readable(left.fileno()) is True  # (EOF)
+    finally:
+        left.close()
+    closed = left.fileno()
+    assert closed == -1 and impl.wire.fd_readable(closed) is False
+    import os
+
+    number = next(n for n in range(900, 1000) if not _is_open(os, n))
+    assert impl.wire.fd_readable(number) is True  # (no such descriptor: POLLNVAL)
+    with pytest.raises(OverflowError):
+        impl.wire.fd_readable(2 ** 40)
+
+
+def _is_open(os, number) -> bool:
+    try:
+        os.fstat(number)
+    except OSError:
+        return False
+    return True
+
+
+def test_an_unencodable_str_fails_before_later_arguments(impl):
+    """Both twins encode arguments in order: a lone surrogate is a UnicodeEncodeError
+    even when a later argument is of a type no command takes."""
+    with pytest.raises(UnicodeEncodeError):
+        impl.wire.pack_command(("SET", "\ud800", object()))
+    with pytest.raises(UnicodeEncodeError):
+        impl.wire.pack_commands([("SET", "\ud800", b"v"), ("SET", "k", object())])
