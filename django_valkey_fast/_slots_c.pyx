@@ -10,7 +10,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
 
-__all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "split_keys", "take_replies"]
+__all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "place_values", "split_keys",
+           "take_replies"]
 
 SLOTS = 16384
 
@@ -173,16 +174,17 @@ def merge_values(spots, count, replies):
     return values
 
 
-def group_parts(slots, dict todo, asking):
+def group_parts(slots, todo, asking):
     """``{node: ([part number, ...], [command, ...])}``: where each part still to run
-    (``todo``: number -> (slot, command)) goes, in order, by the slot map ``slots``; a
+    (``todo``: number -> (slot, command), or a list of them numbered in order) goes,
+    in order, by the slot map ``slots``; a
     part redirected by ASK (``asking``: number -> node) goes to the named node after
     an ``ASKING`` (numbered None). A slot no node serves raises ``LookupError(slot)``."""
     cdef dict per_node = {}
     cdef list slot_map = slots if type(slots) is list else list(slots)
     cdef Py_ssize_t slot, size = len(slot_map)
     cdef tuple group
-    for number, (place, command) in todo.items():
+    for number, (place, command) in (todo.items() if type(todo) is dict else enumerate(todo)):
         target = asking.get(number) if asking else None
         if target is None:
             slot = place
@@ -236,3 +238,25 @@ def take_replies(numbers, replies, list replies_of, dict todo):
         replies_of[index] = reply
         del todo[number]
     return errors
+
+
+@cython.boundscheck(True)
+@cython.wraparound(True)
+def place_values(list values, spots, indices, replies):
+    """Put each part's MGET reply (``replies[i]`` answers part ``indices[i]``) at its
+    keys' positions (``spots``, as ``split_keys`` gives them) in ``values``; return
+    the parts whose reply is not a list of values (an error, or none), to run again."""
+    cdef list again = []
+    cdef list reply_list, found
+    cdef Py_ssize_t position = 0, j, count = len(replies)
+    for index in indices:
+        reply = replies[position] if position < count else None
+        position += 1
+        if type(reply) is not list:
+            again.append(index)
+            continue
+        reply_list = <list>reply
+        found = spots[index] if type(spots[index]) is list else list(spots[index])
+        for j in range(min(len(found), len(reply_list))):
+            values[<Py_ssize_t>found[j] - 1] = reply_list[j]
+    return again

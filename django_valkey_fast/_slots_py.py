@@ -5,7 +5,8 @@ Cluster hash slots, and the per-key loops of splitting commands by place.
 between the first ``{`` and the next ``}``, when not empty) modulo 16384.
 """
 
-__all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "split_keys", "take_replies"]
+__all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "place_values", "split_keys",
+           "take_replies"]
 
 SLOTS = 16384
 
@@ -78,11 +79,12 @@ def merge_values(spots, count, replies):
 
 def group_parts(slots, todo, asking):
     """``{node: ([part number, ...], [command, ...])}``: where each part still to run
-    (``todo``: number -> (slot, command)) goes, in order, by the slot map ``slots``; a
+    (``todo``: number -> (slot, command), or a list of them numbered in order) goes,
+    in order, by the slot map ``slots``; a
     part redirected by ASK (``asking``: number -> node) goes to the named node after
     an ``ASKING`` (numbered None). A slot no node serves raises ``LookupError(slot)``."""
     per_node: dict = {}
-    for number, (slot, command) in todo.items():
+    for number, (slot, command) in (todo.items() if type(todo) is dict else enumerate(todo)):
         target = asking.get(number) if asking else None
         if target is None:
             node = slots[slot]
@@ -118,3 +120,18 @@ def take_replies(numbers, replies, replies_of, todo):
         replies_of[number] = reply
         del todo[number]
     return errors
+
+
+def place_values(values, spots, indices, replies):
+    """Put each part's MGET reply (``replies[i]`` answers part ``indices[i]``) at its
+    keys' positions (``spots``, as ``split_keys`` gives them) in ``values``; return
+    the parts whose reply is not a list of values (an error, or none), to run again."""
+    again = []
+    for position, index in enumerate(indices):
+        reply = replies[position] if position < len(replies) else None
+        if type(reply) is not list:
+            again.append(index)
+            continue
+        for spot, value in zip(spots[index], reply):
+            values[spot - 1] = value
+    return again

@@ -16,14 +16,17 @@ from valkey.exceptions import (
     AskError, ClusterDownError, ConnectionError, MovedError, TryAgainError,
 )
 
-from django_valkey_fast._slots import SLOTS, group_parts, key_slot, take_replies
+from django_valkey_fast._slots import (
+    SLOTS, group_parts, key_slot, place_values, split_keys, take_replies,
+)
 from django_valkey_fast.operations import Fanout, Pause
 from django_valkey_fast.retry import may_resend
 from django_valkey_fast.sharding import Router
 
-__all__ = ["ClusterRouter", "run_on_cluster"]
+__all__ = ["ClusterRouter", "cluster_plan", "read_many_on_cluster", "run_on_cluster"]
 
 ATTEMPTS = 12  # with the backoff below, about 12 s: a failover's worth
+_is_exception = Exception.__instancecheck__
 
 
 def _address(host, port):
@@ -151,6 +154,54 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
                 first = last
             return answers if pipeline else answers[0]
     raise error or ClusterDownError("the cluster kept redirecting the command")
+
+
+def cluster_plan(router: ClusterRouter, command):
+    """The plan that runs one command on the cluster: ``read_many_on_cluster`` for an
+    MGET of several keys, ``run_on_cluster`` for anything else."""
+    if command[0] == "MGET" and len(command) > 2:
+        return read_many_on_cluster(router, command)
+    return run_on_cluster(router, [command], False)
+
+
+def read_many_on_cluster(router: ClusterRouter, command):
+    """Plan: an MGET whose keys span slots (``get_many``), the common case made cheap:
+    each slot's MGET goes to its node, every node at once, and each reply is put at
+    its keys' places directly. Only the parts that come back redirected (MOVED, ASK),
+    refused (TRYAGAIN, CLUSTERDOWN) or without a reply (their node failed) run again,
+    through :func:`run_on_cluster` and its rules; reading them twice is safe."""
+    if not router.ready:
+        yield from _refresh(router)
+    parts, spots = split_keys(command, key_slot)
+    if spots is None:
+        return (yield from run_on_cluster(router, [command], False))
+    try:
+        per_node = group_parts(router.slots, parts, None)
+    except LookupError:  # a slot no known node serves: the general plan refreshes
+        return (yield from run_on_cluster(router, [command], False))
+    results = yield Fanout({node: sent for node, (_, sent) in per_node.items()})
+    values = [None] * (len(command) - 1)
+    again: list = []
+    for node, (indices, sent) in per_node.items():
+        replies = results[node]
+        if isinstance(replies, BaseException):  # the node's connection failed
+            if not may_resend(replies, sent):  # (a timeout is not waited out twice)
+                raise replies
+            again.extend(indices)
+        else:
+            for error in filter(_is_exception, replies):  # (the scan in C)
+                if isinstance(error, MovedError):
+                    router.moved(error)  # (so the parts run again where they belong)
+            again.extend(place_values(values, spots, indices, replies))
+    if again:
+        positions = [spot for index in again for spot in spots[index]]
+        retried = yield from run_on_cluster(
+            router, [("MGET", *[command[spot] for spot in positions])], False)
+        if isinstance(retried, Exception):
+            return retried
+        for spot, value in zip(positions, retried):
+            values[spot - 1] = value
+    return values
 
 
 def _refresh(router: ClusterRouter):

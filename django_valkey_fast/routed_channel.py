@@ -16,7 +16,7 @@ import asyncio
 from valkey.exceptions import ConnectionError, TimeoutError
 
 from django_valkey_fast._drive import run_plan
-from django_valkey_fast.cluster import run_on_cluster
+from django_valkey_fast.cluster import cluster_plan, run_on_cluster
 from django_valkey_fast.plan_methods import arun_plan
 
 __all__ = ["AsyncClusterChannel", "AsyncNodes", "AsyncShardChannel", "ClusterChannel",
@@ -134,7 +134,7 @@ class ClusterChannel(SyncNodes):
 
     def call(self, command):
         """Run one command on the cluster; an error reply is raised."""
-        reply = run_plan(run_on_cluster(self.router, [command], False), self)
+        reply = run_plan(cluster_plan(self.router, command), self)
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -150,7 +150,7 @@ class AsyncClusterChannel(AsyncNodes):
 
     async def call(self, command):
         """Run one command on the cluster; an error reply is raised."""
-        reply = await arun_plan(run_on_cluster(self.router, [command], False), self)
+        reply = await arun_plan(cluster_plan(self.router, command), self)
         if isinstance(reply, Exception):
             raise reply
         return reply

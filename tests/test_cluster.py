@@ -108,6 +108,39 @@ def test_moved_redirection_is_followed(cluster, cache):
     assert asyncio.run(again()) == "v"
 
 
+def test_get_many_follows_a_redirection_for_one_of_its_slots(cluster, cache):
+    """A stale slot map for one key of a get_many (MOVED), then a key in a migrating
+    slot (ASK): every value comes back, sync and async; the map is corrected."""
+    data = {f"many{i}": i for i in range(30)}
+    cache.set_many(data)
+    router = cache.client._router
+    slot = key_slot(cache.make_key("many7"))
+    right = router.node_of(slot)
+    wrong = next(node for node in router.primaries if node != right)
+    router.slots[slot] = wrong
+    assert cache.get_many(list(data)) == data
+    assert router.node_of(slot) == right
+
+    async def again():
+        router.slots[slot] = wrong
+        return await cache.aget_many(list(data))
+
+    assert asyncio.run(again()) == data
+    key = "many11"
+    slot = key_slot(cache.make_key(key))
+    source = cluster.primary_for_slot(slot)
+    target = next(p for p in cluster.primaries if p is not source)
+    cache.delete(key)
+    target.command(f"CLUSTER SETSLOT {slot} IMPORTING {cluster.node_id(source)}")
+    source.command(f"CLUSTER SETSLOT {slot} MIGRATING {cluster.node_id(target)}")
+    try:
+        assert cache.set(key, "moved along") is True  # (lands on the target, via ASK)
+        assert cache.get_many(list(data)) == dict(data, **{key: "moved along"})
+    finally:
+        for primary in (source, target):
+            primary.command(f"CLUSTER SETSLOT {slot} NODE {cluster.node_id(target)}")
+
+
 def test_ask_redirection_during_a_slot_migration(cluster, cache):
     key = "migrating"
     slot = key_slot(f":1:{key}")

@@ -9,7 +9,7 @@ import pytest
 from valkey.exceptions import AskError, ConnectionError, MovedError, TimeoutError
 
 from django_valkey_fast._slots import key_slot
-from django_valkey_fast.cluster import ClusterRouter, run_on_cluster
+from django_valkey_fast.cluster import ClusterRouter, read_many_on_cluster, run_on_cluster
 from django_valkey_fast.exceptions import CommandNotSent
 from django_valkey_fast.operations import Pause
 
@@ -256,3 +256,52 @@ def test_routers_share_one_base_that_splits_commands():
     assert merge([(b"5", [])]) == (5 * 3 + 0, [])
     with pytest.raises(NotImplementedError):
         Router().shard_for("k")
+
+
+# -- read_many_on_cluster: get_many's MGET, placed directly ------------------------------
+
+
+def test_read_many_places_every_node_reply_in_one_step():
+    a, b, c = keys_on_every_node()
+    replies = {("MGET", a): [b"1"], ("MGET", b): [None], ("MGET", c): [b"3"]}
+    cluster = Cluster(replies=replies)
+    assert cluster.drive(read_many_on_cluster(router(), ("MGET", c, a, b))) == [
+        b"3", b"1", None]
+    assert sorted(cluster.ran) == sorted([(A, ("MGET", a)), (B, ("MGET", b)), (C, ("MGET", c))])
+
+
+def test_read_many_runs_again_only_the_redirected_part():
+    """B's part is MOVED to C: only it runs again (on C, the map updated); A's and C's
+    first replies are kept."""
+    a, b, c = keys_on_every_node()
+    moved = MovedError(f"{key_slot(b)} 127.0.0.1:7002")
+
+    class FirstMoved(dict):
+        def get(self, command, default=None):
+            if command == ("MGET", b) and not self.get_moved:
+                self.get_moved = True
+                return moved
+            return super().get(command, default)
+
+    replies = FirstMoved({("MGET", a): [b"1"], ("MGET", b): [b"2"], ("MGET", c): [b"3"]})
+    replies.get_moved = False
+    cluster = Cluster(replies=replies)
+    assert cluster.drive(read_many_on_cluster(router(), ("MGET", a, b, c))) == [
+        b"1", b"2", b"3"]
+    assert cluster.ran.count((A, ("MGET", a))) == 1
+    assert cluster.ran.count((C, ("MGET", c))) == 1
+    assert (B, ("MGET", b)) in cluster.ran and (C, ("MGET", b)) in cluster.ran
+
+
+def test_read_many_reads_a_failed_node_again_but_never_a_timed_out_one():
+    a, b, c = keys_on_every_node()
+    replies = {("MGET", a): [b"1"], ("MGET", b): [b"2"], ("MGET", c): [b"3"]}
+    cluster = Cluster(fail={B: [ConnectionError("reply lost")]}, replies=replies)
+    assert cluster.drive(read_many_on_cluster(router(), ("MGET", a, b, c))) == [
+        b"1", b"2", b"3"]
+    assert [node for node, _ in cluster.ran].count(B) == 2
+    assert [node for node, _ in cluster.ran].count(A) == 1
+    cluster = Cluster(fail={B: [TimeoutError("slow")]}, replies=replies)
+    with pytest.raises(TimeoutError):
+        cluster.drive(read_many_on_cluster(router(), ("MGET", a, b, c)))
+    assert [node for node, _ in cluster.ran].count(B) == 1

@@ -448,3 +448,26 @@ def test_an_unencodable_str_fails_before_later_arguments(impl):
         impl.wire.pack_command(("SET", "\ud800", object()))
     with pytest.raises(UnicodeEncodeError):
         impl.wire.pack_commands([("SET", "\ud800", b"v"), ("SET", "k", object())])
+
+
+def test_group_parts_of_a_list_and_place_values(impl):
+    """get_many's cluster path: a list of parts grouped by node in order (a slot no
+    node serves is LookupError), and each part's MGET reply put at its keys' places;
+    the parts whose reply is an error or missing are handed back to run again."""
+    from valkey.exceptions import MovedError
+
+    slots = [("n1", 1)] * 2 + [("n2", 2)] + [None]
+    parts = [(0, ("MGET", "a", "c")), (2, ("MGET", "b")), (1, ("MGET", "d"))]
+    assert impl.slots.group_parts(slots, parts, None) == {
+        ("n1", 1): ([0, 2], [("MGET", "a", "c"), ("MGET", "d")]),
+        ("n2", 2): ([1], [("MGET", "b")])}
+    with pytest.raises(LookupError) as unserved:
+        impl.slots.group_parts(slots, [(3, ("MGET", "x"))], None)
+    assert unserved.value.args == (3,)
+    spots = [[1, 3], [2], [4]]
+    values = [None] * 4
+    moved = MovedError("2 127.0.0.1:7001")
+    assert impl.slots.place_values(values, spots, [0, 2], [[b"A", b"C"], moved]) == [2]
+    assert values == [b"A", None, b"C", None]
+    assert impl.slots.place_values(values, spots, [1, 2], [[b"B"]]) == [2]  # (no reply)
+    assert values == [b"A", b"B", b"C", None]
