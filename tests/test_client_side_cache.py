@@ -454,7 +454,7 @@ async def test_async_valkey_cache_and_herd_client(csc, server):
 
 
 def test_readers_never_go_back_in_time_while_another_process_writes(csc, server):
-    """Threads and an event loop read a counter that another process raises; each
+    """Threads and two event loops read a counter that another process raises; each
     reader sees it never decrease, and all see the last value within the bound."""
     cache = live(csc())
     cache.set("n", 0, timeout=None)
@@ -472,18 +472,20 @@ def test_readers_never_go_back_in_time_while_another_process_writes(csc, server)
             last = value
         seen[name] = last
 
-    async def async_reader():
+    async def async_reader(name):
         last = -1
         while not stop.is_set():
             value = await cache.aget("n")
             if value < last:
-                failures.append(("async", last, value))
+                failures.append((name, last, value))
             last = value
             await asyncio.sleep(0)
-        seen["async"] = last
+        seen[name] = last
 
     threads = [threading.Thread(target=reader, args=(f"t{i}",)) for i in range(4)]
-    threads.append(threading.Thread(target=lambda: asyncio.run(async_reader())))
+    # Two event loops (one per thread), sharing the store with the sync readers.
+    threads += [threading.Thread(target=lambda name=name: asyncio.run(async_reader(name)))
+                for name in ("loop1", "loop2")]
     for thread in threads:
         thread.start()
     elsewhere(server, *[f"SET {key} {n}" for n in range(1, 301)])
