@@ -311,6 +311,10 @@ def test_killing_the_listener_connection_flushes_and_stops_hits(csc, server):
     while stats(cache)["flushes"] == flushes:  # (the loss flushes)
         assert time.monotonic() < deadline, "the listener's loss was never noticed"
         time.sleep(0.005)
+    deadline = time.monotonic() + 5
+    while stats(cache)["listener_error"] is None:  # (reported for operators)
+        assert time.monotonic() < deadline, "the listener's loss was never reported"
+        time.sleep(0.005)
     # A write elsewhere while the listener was down is seen (nothing stale was kept).
     elsewhere(server, f"SET {server_key(cache, 'k')} 2")
     assert cache.get("k") == 2

@@ -126,14 +126,20 @@ class LocalCache:
         return found
 
     def stats(self) -> dict:
-        """``{url: store counters}`` (hits, misses, entries, bytes, invalidations...)."""
-        return {url: server.store.stats() for url, server in list(self._servers.items())}
+        """``{url: store counters}`` (hits, misses, entries, bytes, invalidations...),
+        with the listener's last connection error (``listener_error``, None if none)."""
+        return {url: dict(server.store.stats(), listener_error=_text(server.listener.error))
+                for url, server in list(self._servers.items())}
 
     def stop(self) -> None:
         """Stop every listener and forget what was kept."""
         for server in list(self._servers.values()):
             server.stop()
             server.store.disconnected()
+
+
+def _text(error) -> str | None:
+    return None if error is None else f"{type(error).__name__}: {error}"
 
 
 class _Stores:
