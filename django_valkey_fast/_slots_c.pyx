@@ -177,9 +177,9 @@ def merge_values(spots, count, replies):
 def group_parts(slots, todo, asking):
     """``{node: ([part number, ...], [command, ...])}``: where each part still to run
     (``todo``: number -> (slot, command), or a list of them numbered in order) goes,
-    in order, by the slot map ``slots``; a
-    part redirected by ASK (``asking``: number -> node) goes to the named node after
-    an ``ASKING`` (numbered None). A slot no node serves raises ``LookupError(slot)``."""
+    in order, by the slot map ``slots``; a part redirected by ASK (``asking``: number
+    -> node) goes to the named node after an ``ASKING`` (numbered None). A slot no
+    node serves raises ``LookupError(slot)``."""
     cdef dict per_node = {}
     cdef list slot_map = slots if type(slots) is list else list(slots)
     cdef Py_ssize_t slot, size = len(slot_map)

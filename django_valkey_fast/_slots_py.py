@@ -80,9 +80,9 @@ def merge_values(spots, count, replies):
 def group_parts(slots, todo, asking):
     """``{node: ([part number, ...], [command, ...])}``: where each part still to run
     (``todo``: number -> (slot, command), or a list of them numbered in order) goes,
-    in order, by the slot map ``slots``; a
-    part redirected by ASK (``asking``: number -> node) goes to the named node after
-    an ``ASKING`` (numbered None). A slot no node serves raises ``LookupError(slot)``."""
+    in order, by the slot map ``slots``; a part redirected by ASK (``asking``: number
+    -> node) goes to the named node after an ``ASKING`` (numbered None). A slot no
+    node serves raises ``LookupError(slot)``."""
     per_node: dict = {}
     for number, (slot, command) in (todo.items() if type(todo) is dict else enumerate(todo)):
         target = asking.get(number) if asking else None

@@ -125,27 +125,17 @@ def pack_commands(commands):
     cdef Py_ssize_t total = 0, pos = 0, i, count
     verb, verb_bytes = _NO_VERB, None
     for args in commands:
-        if type(args) is tuple:  # (the usual case: indexed, no iterator made)
-            fixed = <tuple>args
-            count = len(fixed)
-            encoded = [None] * count
-            if count:
-                first = fixed[0]
-                if first is not verb:
-                    verb, verb_bytes = first, _encode(first)
-                encoded[0] = verb_bytes
-            for i in range(1, count):
-                encoded[i] = _encode(fixed[i])
-        else:
-            encoded = []
-            for arg in args:
-                if not encoded and arg is verb:  # (a pipeline repeats its verb object)
-                    encoded.append(verb_bytes)
-                elif not encoded:
-                    verb, verb_bytes = arg, _encode(arg)
-                    encoded.append(verb_bytes)
-                else:
-                    encoded.append(_encode(arg))
+        # (indexed, no iterator made; the rare other iterable is made a tuple first)
+        fixed = <tuple>args if type(args) is tuple else tuple(args)
+        count = len(fixed)
+        encoded = [None] * count
+        if count:
+            first = fixed[0]
+            if first is not verb:  # (a pipeline repeats its verb object: encoded once)
+                verb, verb_bytes = first, _encode(first)
+            encoded[0] = verb_bytes
+        for i in range(1, count):
+            encoded[i] = _encode(fixed[i])
         all_encoded.append(encoded)
     for encoded in all_encoded:
         total += _packed_size(encoded)
@@ -223,20 +213,19 @@ cdef extern from *:
     }
     #endif
     """
-    double _now "dvf_now" () nogil
-    int _fd_readable "dvf_fd_readable" (long long fd) nogil
-    # Whether socket ``fd`` has something to read (bytes, EOF, an error): 1, 0, or -1
-    # where this build cannot tell (Windows: the link's Python poller is asked).
     # A monotonic clock read without a Python call: when a link was given back
     # (``Link.since``, only ever compared with this clock's own readings).
+    double _now "dvf_now" () nogil
+    # Whether socket ``fd`` has something to read (bytes, EOF, an error): 1, 0, or -1
+    # where this build cannot tell (Windows: ``select`` is asked instead).
+    int _fd_readable "dvf_fd_readable" (long long fd) nogil
 
 
 cdef class Link:
     """A pooled connection as the sync channel uses it: the socket it watches (and its
     descriptor), a poller and a reply reader for that socket, whether they hold unread
-    bytes, whether
-    the connection wants a health check before use (all set by ``_valkeypy.bind``),
-    and when it was last given back."""
+    bytes, whether the connection wants a health check before use (all set by
+    ``_valkeypy.bind``), and when it was last given back."""
 
     cdef public object connection, sock, poll, reader, holds_data
     cdef public long long fd  # the socket's descriptor, -1 without one
@@ -275,21 +264,19 @@ def fd_readable(long long fd):
     """Whether socket descriptor ``fd`` has something to read (bytes, EOF, an error;
     a closed descriptor counts), asked without waiting and without releasing the GIL;
     False for a negative one."""
-    if fd < 0:
-        return False
     if fd > 2147483647:
         raise OverflowError(f"file descriptor {fd} out of range")
+    return _poll_fd(fd)
+
+
+cdef inline bint _poll_fd(long long fd) except -1:
+    # fd_readable, for the reuse check too (a link without a socket has fd -1).
+    if fd < 0:
+        return False
     cdef int found = _fd_readable(fd)
     if found < 0:  # (Windows)
         return bool(_select([fd], [], [], 0)[0])
     return found != 0
-
-
-cdef inline bint _readable(Link link) except -1:
-    cdef int found = _fd_readable(link.fd) if link.fd >= 0 else -1
-    if found < 0:
-        return bool(link.poll(0))
-    return found
 
 
 cpdef Link acquire(ChannelState channel):
@@ -309,7 +296,8 @@ cpdef Link acquire(ChannelState channel):
                 if not channel._reserve(deadline):
                     continue
             return channel._new_link()
-        if socket_of(link.connection) is link.sock and not _readable(link) and not link.holds_data():
+        if socket_of(link.connection) is link.sock and not _poll_fd(link.fd) \
+                and not link.holds_data():
             return link
         channel._close(link)
 

@@ -105,9 +105,8 @@ _SOCKET_TIMEOUTS = (socket.timeout, BlockingIOError)
 class Link:
     """A pooled connection as the sync channel uses it: the socket it watches (and its
     descriptor), a poller and a reply reader for that socket, whether they hold unread
-    bytes, whether
-    the connection wants a health check before use (all set by ``_valkeypy.bind``),
-    and when it was last given back."""
+    bytes, whether the connection wants a health check before use (all set by
+    ``_valkeypy.bind``), and when it was last given back."""
 
     __slots__ = ("connection", "sock", "fd", "poll", "reader", "holds_data", "recv",
                  "sendall", "gets", "feed", "checks_health", "since")

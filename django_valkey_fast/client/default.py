@@ -257,8 +257,9 @@ class BaseClient(AsyncOperationMethods, PlanHost):
 
     def local_cache_stats(self) -> dict:
         """The client-side cache's counters per server (``{}`` when it is off):
-        hits, misses, entries, bytes, invalidations, flushes, and whether hits are
-        being served (``live``)."""
+        hits, misses, entries, bytes, invalidations, flushes, whether hits are being
+        served (``live``) and the listener's last connection failure
+        (``listener_error``)."""
         return {} if self._local_cache is None else self._local_cache.stats()
 
     def _aio_channels(self) -> list:
@@ -407,6 +408,14 @@ class DefaultClient(SyncOperationMethods, BaseClient):
             index = 0
         else:
             index = next(self._replica_indexes)
+        channel = self._channels[index]
+        if channel is None or self._local_cache is not None:
+            return self._server_channel(index)
+        return channel  # (the hot path: no call more)
+
+    def _server_channel(self, index: int):
+        """The sync channel to server ``index`` (made on first use), behind the
+        client-side cache when it is on."""
         channel = self._channels[index]
         if channel is None:
             channel = self._channels[index] = channel_of(self._client_at(index))

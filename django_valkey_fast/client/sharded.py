@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django_valkey_fast import async_channel as aio
-from django_valkey_fast.channel import channel_of
 from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.routed_channel import AsyncShardChannel, ShardChannel
@@ -65,7 +64,9 @@ class ShardClient(DefaultClient):
         # Shared by every client of this configuration (see client/servers.py).
         self._router, self._aio = self._servers.topology(
             lambda: (ShardRouter(self._server), aio.PerLoop(self._aio_state)))
-        self._shard_channel = ShardChannel(self._router, self._node_channel)
+        # Each shard's channel as the default client makes it for each of its servers
+        # (behind its own store and listener when CLIENT_SIDE_CACHE is on).
+        self._shard_channel = ShardChannel(self._router, self._server_channel)
 
     def get_server_name(self, key: Any) -> str:
         """The LOCATION entry of the server holding ``key`` (a made key)."""
@@ -100,14 +101,6 @@ class ShardClient(DefaultClient):
                           lock_class, thread_local)
 
     alock = aget_lock
-
-    def _node_channel(self, index):
-        channel = self._channels[index]
-        if channel is None:
-            channel = self._channels[index] = channel_of(self._client_at(index))
-        if self._local_cache is not None:  # (a store and listener per shard)
-            return self._caching_channel(index, channel)
-        return channel
 
     def _channel(self, write):
         return self._shard_channel
