@@ -13,15 +13,29 @@ channels (``caching_channel.py``) run them on a sync or an asyncio channel.
   argument of DEL and UNLINK, which may be keys a SCAN returned as bytes) from every
   store of the configuration, before it is sent and after its reply; FLUSHDB and
   FLUSHALL empty them. A pipeline is judged command by command.
+
+On a Valkey Cluster (``through_cluster_stores``) each node has its store and its
+listener: a key is answered from the store of the node its slot is served by, read
+with tracking redirected to that node's listener, and every change of the slot map
+(a MOVED reply, a refresh after a failover) empties every store first (the router's
+``on_change``): a slot that moves away and back must not bring back what was kept
+before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from django_valkey_fast.local_store import MISSING, LocalStore
+from valkey.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 
-__all__ = ["READS", "answer_locally", "through_stores"]
+from django_valkey_fast._slots import key_slot
+from django_valkey_fast.cluster import ClusterRouter, cluster_plan, refresh_slots, run_on_cluster
+from django_valkey_fast.local_store import MISSING, LocalStore
+from django_valkey_fast.operations import Fanout
+from django_valkey_fast.retry import may_resend
+
+__all__ = ["READS", "answer_locally", "answer_on_cluster", "through_cluster_stores",
+           "through_stores"]
 
 # Commands that change no key: they run as they are.
 READS = frozenset({
@@ -61,16 +75,54 @@ def through_stores(store: LocalStore, stores: Sequence[LocalStore],
             return (yield from _read_many(store, redirect, command[1:], single=False))
         if verb in READS:
             return (yield command)
-        written = [command]
+    return (yield from _forgetting(stores, command, _send(command)))
+
+
+def answer_on_cluster(nodes, router: ClusterRouter, command: tuple):
+    """``answer_locally`` on a cluster: from the store of the node serving the key's
+    slot (``nodes.store_of(node)``, None before that node's first read)."""
+    if router.ready:
+        store = nodes.store_of(router.slots[key_slot(command[1])])
+        if store is not None:
+            return answer_locally(store, command)
+    return MISSING
+
+
+def through_cluster_stores(router: ClusterRouter, nodes, command):
+    """Plan: ``through_stores`` on a cluster (its reply an exception object for an
+    error reply, as the cluster plans answer). ``nodes`` is the configuration's
+    client-side cache of the cluster: ``server_at(node)`` the store and listener of a
+    node, ``store_of(node)`` its store if it has one, iterating it every store."""
+    if type(command) is tuple:
+        verb = command[0]
+        if verb == "GET" and len(command) == 2:
+            return (yield from _read_on_cluster(router, nodes, command[1:], single=True))
+        if verb == "MGET":
+            return (yield from _read_on_cluster(router, nodes, command[1:], single=False))
+        plan = cluster_plan(router, command)
+        if verb in READS:
+            return (yield from plan)
     else:
-        written = [each for each in command if each[0] not in READS]
-        if not written:
-            return (yield command)
+        plan = run_on_cluster(router, command, True)
+    return (yield from _forgetting(nodes, command, plan))
+
+
+def _send(command):
+    return (yield command)
+
+
+def _forgetting(stores, command, plan):
+    """Plan: ``plan`` (which runs ``command``, a write or a pipeline), with the keys
+    the command may change forgotten in ``stores`` before and after it."""
+    written = [command] if type(command) is tuple else \
+        [each for each in command if each[0] not in READS]
+    if not written:
+        return (yield from plan)
     flush = any(each[0] in FLUSHES for each in written)
     keys = None if flush else [key for each in written for key in _named_keys(each)]
     _forget(stores, keys)
     try:
-        return (yield command)
+        return (yield from plan)
     finally:
         _forget(stores, keys)
 
@@ -131,4 +183,104 @@ def _read_many(store: LocalStore, redirect, keys: Sequence, single: bool):
             store.abandon_read(key, token)  # (a no-op for the ones kept)
     for position, reply in zip(missing, found):
         replies[position] = reply
+    return replies[0] if single else replies
+
+
+_REFUSED = (MovedError, AskError, TryAgainError, ClusterDownError)  # not run: read again
+
+
+def _read_on_cluster(router: ClusterRouter, nodes, keys: Sequence, single: bool):
+    """Plan: ``GET key`` (``single``) or ``MGET keys`` on a cluster, from the stores
+    where they can; the rest read from every node at once, each node's reads after
+    tracking redirected to its listener, one ``GET``/``MGET`` per slot. What comes
+    back redirected, refused, or from a node that failed is read again through the
+    general cluster plan, and not kept (the next read keeps it)."""
+    if not router.ready:
+        yield from refresh_slots(router)
+    slots = router.slots
+    replies: list = [MISSING] * len(keys)
+    missing: dict = {}  # node -> {slot: [position, ...]}
+    stores: dict = {}  # node -> its store
+    for position, key in enumerate(keys):
+        slot = key_slot(key)
+        node = slots[slot]
+        if node is None:  # a slot no known node serves: the general plan refreshes
+            return (yield from cluster_plan(router, ("GET" if single else "MGET", *keys)))
+        store = stores.get(node)
+        if store is None:
+            store = stores[node] = nodes.server_at(node).store
+        reply = store.lookup(key)
+        if reply is MISSING:
+            missing.setdefault(node, {}).setdefault(slot, []).append(position)
+        else:
+            replies[position] = reply
+    if not missing:
+        return replies[0] if single else replies
+    # Tokens first, then the listeners' ids (see _read_many).
+    store_at = {position: stores[node] for node, groups in missing.items()
+                for positions in groups.values() for position in positions}
+    tokens = {position: store.begin_read(keys[position]) for position, store in store_at.items()}
+    try:
+        reads: dict = {}  # node -> its reads, one per slot
+        sent: dict = {}  # node -> (the listener's id, or None: untracked), its pipeline
+        for node, groups in missing.items():
+            reads[node] = node_reads = [
+                ("GET", keys[positions[0]]) if single
+                else ("MGET", *[keys[position] for position in positions])
+                for positions in groups.values()]
+            client_id = nodes.server_at(node).redirect_id()
+            if client_id is None:
+                sent[node] = None, node_reads
+                continue
+            pipeline: list = [("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "OPTIN")]
+            for read in node_reads:
+                pipeline += (("CLIENT", "CACHING", "YES"), read)
+            pipeline += [("PTTL", keys[position])
+                         for positions in groups.values() for position in positions]
+            sent[node] = client_id, pipeline
+        results = yield Fanout({node: pipeline for node, (_, pipeline) in sent.items()})
+        again: list = []
+        for node, groups in missing.items():
+            result = results[node]
+            if isinstance(result, BaseException):  # the node's connection failed
+                if not may_resend(result, reads[node]):
+                    raise result
+                again.extend(position for positions in groups.values() for position in positions)
+                continue
+            tracked = sent[node][0] is not None
+            keep = tracked and not isinstance(result[0], Exception)
+            step = 2 if tracked else 1
+            ttl_at = 1 + 2 * len(groups)  # (the first PTTL's place, when tracked)
+            for index, positions in enumerate(groups.values()):
+                at = tracked + step * index  # (the read's CLIENT CACHING YES, if any)
+                answer = result[at + tracked]
+                if isinstance(answer, Exception):
+                    if isinstance(answer, MovedError):
+                        router.moved(answer)
+                    if not isinstance(answer, _REFUSED):
+                        return answer  # an error about the command itself: its reply
+                    again.extend(positions)
+                    ttl_at += len(positions)
+                    continue
+                kept = keep and not isinstance(result[at], Exception)
+                for position, reply in zip(positions, [answer] if single else answer):
+                    replies[position] = reply
+                    if kept:
+                        ttl = result[ttl_at]
+                        if not isinstance(ttl, Exception):
+                            store_at[position].finish_read(keys[position], tokens[position],
+                                                           reply, ttl)
+                    ttl_at += 1
+    finally:
+        for position, token in tokens.items():
+            store_at[position].abandon_read(keys[position], token)
+    if again:
+        again.sort()
+        read_again = ("GET", keys[again[0]]) if single else \
+            ("MGET", *[keys[position] for position in again])
+        found = yield from cluster_plan(router, read_again)
+        if isinstance(found, Exception):
+            return found
+        for position, reply in zip(again, [found] if single else found):
+            replies[position] = reply
     return replies[0] if single else replies

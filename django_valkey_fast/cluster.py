@@ -23,7 +23,8 @@ from django_valkey_fast.operations import Fanout, Pause
 from django_valkey_fast.retry import may_resend
 from django_valkey_fast.sharding import Router
 
-__all__ = ["ClusterRouter", "cluster_plan", "read_many_on_cluster", "run_on_cluster"]
+__all__ = ["ClusterRouter", "cluster_plan", "read_many_on_cluster", "refresh_slots",
+           "run_on_cluster"]
 
 ATTEMPTS = 12  # with the backoff below, about 12 s: a failover's worth
 _is_exception = Exception.__instancecheck__
@@ -43,6 +44,9 @@ class ClusterRouter(Router):
         self.slots: list = [None] * SLOTS
         self.primaries: list = []
         self.ready = False
+        # Called (no argument) after the map changed a slot's node, before the plan that
+        # learned it goes on: the client-side cache forgets what it kept per node.
+        self.on_change = None
 
     # The slot of a key (the compiled function itself: no Python frame per key).
     shard_for = staticmethod(key_slot)
@@ -84,14 +88,20 @@ class ClusterRouter(Router):
             node = _address(primary[0], primary[1])
             primaries.add(node)
             slots[start:end + 1] = [node] * (end - start + 1)
+        changed = self.ready and slots != self.slots
         self.slots, self.primaries, self.ready = slots, sorted(primaries), True
+        if changed and self.on_change is not None:
+            self.on_change()
 
     def moved(self, error: MovedError) -> None:
         """Record a MOVED redirection."""
         node = _address(error.host, error.port)
+        changed = self.slots[error.slot_id] != node
         self.slots[error.slot_id] = node
         if node not in self.primaries:
             self.primaries.append(node)
+        if changed and self.on_change is not None:
+            self.on_change()
 
 
 def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
@@ -105,7 +115,7 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
     to its replies, or to the ``ConnectionError``/``TimeoutError`` its connection met.
     """
     if not router.ready:
-        yield from _refresh(router)
+        yield from refresh_slots(router)
     splits = [router.split(command) for command in commands]
     # Every command's parts, numbered in order: part k is (slot, command). ``todo``
     # holds the parts still to run; their replies go to ``replies_of``.
@@ -118,7 +128,7 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
     for attempt in range(ATTEMPTS):
         if error is not None:
             yield Pause(0.1 * (attempt + 1))
-            yield from _refresh(router)
+            yield from refresh_slots(router)
         try:
             per_node = group_parts(router.slots, todo, asking)
         except LookupError as unserved:
@@ -171,7 +181,7 @@ def read_many_on_cluster(router: ClusterRouter, command):
     refused (TRYAGAIN, CLUSTERDOWN) or without a reply (their node failed) run again,
     through :func:`run_on_cluster` and its rules; reading them twice is safe."""
     if not router.ready:
-        yield from _refresh(router)
+        yield from refresh_slots(router)
     parts, spots = split_keys(command, key_slot)
     if spots is None:
         return (yield from run_on_cluster(router, [command], False))
@@ -204,7 +214,7 @@ def read_many_on_cluster(router: ClusterRouter, command):
     return values
 
 
-def _refresh(router: ClusterRouter):
+def refresh_slots(router: ClusterRouter):
     """Plan: load the slot map from the first node that answers."""
     last = None
     for node in router.candidates():

@@ -393,13 +393,6 @@ def test_bad_settings_are_refused_with_a_clear_error(csc, setting):
         csc(**setting).get("k")
 
 
-def test_topologies_not_covered_yet_refuse_it(csc, server):
-    from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
-
-    with pytest.raises(ImproperlyConfigured, match="not available with DefaultClusterClient"):
-        csc(backend=ClusterValkeyCache).get("k")
-
-
 def test_a_server_refusing_tracking_is_a_clear_error(csc, auth_server):
     auth_server.command("ACL SETUSER nocsc on >nocscpass ~* &* +@all -client|tracking")
     cache = csc(location=f"valkey://nocsc:nocscpass@127.0.0.1:{auth_server.port}/0")

@@ -89,9 +89,6 @@ class BaseClient(AsyncOperationMethods, PlanHost):
     # Whether LOCATION is a primary and its replicas, so that a write refused as
     # READONLY looks for the primary among them (and reorders them) before one retry.
     LOCATION_IS_PRIMARY_AND_REPLICAS = True
-    # Whether OPTIONS["CLIENT_SIDE_CACHE"] works with this client (the topologies it
-    # does not cover yet refuse it at startup rather than run without it).
-    SUPPORTS_CLIENT_SIDE_CACHE = True
     # The sync connection factory of the client-side cache's invalidation connections.
     SYNC_CONNECTION_FACTORY_PATH = "django_valkey_fast.pool.ConnectionFactory"
 
@@ -141,14 +138,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
             settings, "DJANGO_VALKEY_CONNECTION_FACTORY", self.CONNECTION_FACTORY_PATH
         )
         local_settings = local_cache_options(options)
-        local_cache = None
-        if local_settings is not None:
-            if not self.SUPPORTS_CLIENT_SIDE_CACHE:
-                raise ImproperlyConfigured(
-                    f"OPTIONS['CLIENT_SIDE_CACHE'] is not available with "
-                    f"{type(self).__name__} yet (it is with the default and herd clients, "
-                    "sync and async, Sentinel and sharded)")
-            local_cache = LocalCache(local_settings)
+        local_cache = None if local_settings is None else LocalCache(local_settings)
         return ClientConfig(
             reverse_key=get_key_func(params.get("REVERSE_KEY_FUNCTION")
                                      or "django_valkey_fast.util.default_reverse_key"),

@@ -8,15 +8,18 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from functools import partial
 
 from django.core.exceptions import ImproperlyConfigured
 
 from django_valkey_fast._valkeypy import side_connection
-from django_valkey_fast.caching_channel import AsyncCachingChannel, CachingChannel
+from django_valkey_fast.caching_channel import (
+    AsyncCachingChannel, CachingChannel, for_cluster, for_server,
+)
 from django_valkey_fast.invalidation import InvalidationListener
 from django_valkey_fast.local_store import LocalStore
 
-__all__ = ["DEFAULTS", "LocalCache", "ServerCache", "TrackingUnsupported",
+__all__ = ["DEFAULTS", "ClusterNodes", "LocalCache", "ServerCache", "TrackingUnsupported",
            "local_cache_options"]
 
 DEFAULTS = {
@@ -97,14 +100,15 @@ class LocalCache:
         self._lock = threading.Lock()
         _every.add(self)
 
-    def server(self, url: str, pool) -> ServerCache:
-        """The store and listener of server ``url`` (``pool``: its valkey-py pool)."""
+    def server(self, url: str, pool_of) -> ServerCache:
+        """The store and listener of server ``url`` (``pool_of()``: its valkey-py pool,
+        asked for the first time only)."""
         found = self._servers.get(url)
         if found is None:
             with self._lock:
                 found = self._servers.get(url)
                 if found is None:
-                    found = self._servers[url] = ServerCache(pool, self.settings, url)
+                    found = self._servers[url] = ServerCache(pool_of(), self.settings, url)
         return found
 
     def stores(self) -> list:
@@ -114,15 +118,15 @@ class LocalCache:
     def sync_channel(self, url: str, pool, inner) -> CachingChannel:
         """A caching channel in front of ``inner``, the sync channel to ``url`` (the
         client keeps it with the channel)."""
-        return CachingChannel(inner, self.server(url, pool), _Stores(self))
+        return for_server(CachingChannel, inner, self.server(url, lambda: pool), _Stores(self))
 
     def async_channel(self, url: str, pool_of, inner, index: int) -> AsyncCachingChannel:
         """The caching channel in front of ``inner``, an asyncio channel to ``url``
         (server ``index``, whose sync pool ``pool_of(index)`` gives, when needed)."""
         found = self._async.get(inner)
         if found is None:
-            found = self._async[inner] = AsyncCachingChannel(
-                inner, self.server(url, pool_of(index)), _Stores(self))
+            found = self._async[inner] = for_server(
+                AsyncCachingChannel, inner, self.server(url, partial(pool_of, index)), _Stores(self))
         return found
 
     def stats(self) -> dict:
@@ -136,6 +140,47 @@ class LocalCache:
         for server in list(self._servers.values()):
             server.stop()
             server.store.disconnected()
+
+
+class ClusterNodes:
+    """The client-side cache of a Valkey Cluster: a :class:`ServerCache` per node (in
+    the configuration's ``LocalCache``, by ``host:port``), made on the first read from
+    that node; and its caching channels in front of the cluster channels. Every change
+    of the slot map empties every store (``router.on_change``)."""
+
+    def __init__(self, cache: LocalCache, router, pool_of):
+        self._cache = cache
+        self._pool_of = pool_of  # node address -> its sync valkey-py pool
+        self._stores: dict = {}  # node address -> its store (read without a lock)
+        self.router = router
+        router.on_change = self.flush
+
+    def store_of(self, node):
+        """The store of ``node`` (an address), or None before its first read."""
+        return self._stores.get(node)
+
+    def server_at(self, node) -> ServerCache:
+        """The store and listener of ``node`` (made on first use)."""
+        server = self._cache.server(f"{node[0]}:{node[1]}", partial(self._pool_of, node))
+        if node not in self._stores:
+            self._stores[node] = server.store
+        return server
+
+    def __iter__(self):
+        return iter(self._cache.stores())
+
+    def flush(self) -> None:
+        """Forget everything every node's store holds (the slot map changed)."""
+        for store in self:
+            store.flush()
+
+    def sync_channel(self, inner) -> CachingChannel:
+        """A caching channel in front of ``inner``, a sync cluster channel."""
+        return for_cluster(CachingChannel, inner, inner.router, self)
+
+    def async_channel(self, inner) -> AsyncCachingChannel:
+        """A caching channel in front of ``inner``, an asyncio cluster channel."""
+        return for_cluster(AsyncCachingChannel, inner, inner.router, self)
 
 
 def _text(error) -> str | None:

@@ -18,6 +18,7 @@ from valkey.cluster import ValkeyCluster
 from django_valkey_fast import async_channel as aio
 from django_valkey_fast.channel import channel_of_pool
 from django_valkey_fast.client.default import DefaultClient
+from django_valkey_fast.client.local_cache import ClusterNodes
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.client.sharded import ShardOperations
 from django_valkey_fast.cluster import ClusterRouter
@@ -35,8 +36,6 @@ __all__ = ["DefaultClusterClient"]
 class DefaultClusterClient(DefaultClient):
     """The cache on a Valkey Cluster; LOCATION is one node's URL (or a list of seeds)."""
 
-    SUPPORTS_CLIENT_SIDE_CACHE = False  # (next: a listener per shard/node, failovers)
-
     CONNECTION_FACTORY_PATH = "django_valkey_fast.cluster_cache.pool.ClusterConnectionFactory"
     # LOCATION lists seeds; the cluster's redirections find the primaries.
     LOCATION_IS_PRIMARY_AND_REPLICAS = False
@@ -49,10 +48,40 @@ class DefaultClusterClient(DefaultClient):
             seeds.append((parsed.hostname or "127.0.0.1", parsed.port or 6379))
         # Shared by every client of this configuration (see client/servers.py): the
         # slot map is learned once per process.
-        self._router, self._seed_pool, self._node_channels, self._aio = self._servers.topology(
-            lambda: (ClusterRouter(seeds), self.connection_factory.seed_pool(self._server[0]),
-                     {}, aio.PerLoop(self._aio_state)))
-        self._cluster_channel = ClusterChannel(self._router, self._sync_node)
+        (self._router, self._seed_pool, self._node_channels, self._aio,
+         self._cluster_cache) = self._servers.topology(self._cluster_topology(seeds))
+        self._cluster_channel = self._sync_cluster_channel(self._router)
+
+    def _cluster_topology(self, seeds):
+        """What every client of this configuration shares: the slot map, the seed pool,
+        the sync node channels, the asyncio cluster channel per event loop, and the
+        client-side cache's nodes (None when it is off)."""
+        def build():
+            router = ClusterRouter(seeds)
+            seed_pool = self.connection_factory.seed_pool(self._server[0])
+            nodes = None
+            if self._local_cache is not None:
+                factory = self.connection_factory
+                nodes = ClusterNodes(self._local_cache, router,
+                                     lambda node: factory.node_pool(seed_pool, *node))
+            return router, seed_pool, {}, aio.PerLoop(self._aio_state), nodes
+        return build
+
+    def _sync_cluster_channel(self, router):
+        """The sync cluster channel routed by ``router`` (behind the client-side cache
+        when it is on)."""
+        channel = ClusterChannel(router, self._sync_node)
+        if self._cluster_cache is not None:
+            return self._cluster_cache.sync_channel(channel)
+        return channel
+
+    def _async_cluster_channel(self, router, channel_at):
+        """An asyncio cluster channel routed by ``router`` over the node channels
+        ``channel_at`` opens (behind the client-side cache when it is on)."""
+        channel = AsyncClusterChannel(router, channel_at)
+        if self._cluster_cache is not None:
+            return self._cluster_cache.async_channel(channel)
+        return channel
 
     # -- the raw cluster client (django-valkey's get_client) -------------------------
 
@@ -152,8 +181,8 @@ class DefaultClusterClient(DefaultClient):
         view_router = copy.copy(router)
         view_router.every_place = lambda: places
         view = copy.copy(self)
-        view._cluster_channel = ClusterChannel(view_router, self._sync_node)
-        view._aio = aio.PerLoop(lambda loop: AsyncClusterChannel(
+        view._cluster_channel = self._sync_cluster_channel(view_router)
+        view._aio = aio.PerLoop(lambda loop: self._async_cluster_channel(
             view_router, self._aio.get().channel_at))  # the node channels are shared
         return view
 
@@ -215,7 +244,7 @@ class DefaultClusterClient(DefaultClient):
     def _aio_state(self, loop):
         """Per event loop: the cluster channel, with its channel to each node."""
         seed = aio.connection_params(self._seed_pool)
-        return AsyncClusterChannel(self._router, lambda node: aio.channel_for(
+        return self._async_cluster_channel(self._router, lambda node: aio.channel_for(
             dict(seed, host=node[0], port=node[1], cluster=True), loop))
 
     def _achannel(self, write):
