@@ -256,7 +256,8 @@ def contenders(location: str, pure: bool = True):
 
 
 def cluster_contenders(location: str):
-    """This package's and django-valkey's cluster backends on one cluster."""
+    """This package's cluster backend (with and without its client-side cache) and
+    django-valkey's, on one cluster."""
     from django_valkey.cluster_cache.cache import ClusterValkeyCache as PeerCluster
 
     from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
@@ -265,6 +266,8 @@ def cluster_contenders(location: str):
     return {
         "django-valkey-fast ClusterValkeyCache": Contender(ClusterValkeyCache(location, {}),
                                                            loads=loads),
+        "django-valkey-fast ClusterValkeyCache, CLIENT_SIDE_CACHE on": Contender(
+            ClusterValkeyCache(location, {"OPTIONS": {"CLIENT_SIDE_CACHE": {}}}), loads=loads),
         "django-valkey 0.4 ClusterValkeyCache": Contender(PeerCluster(location, {}), loads=loads),
     }
 
