@@ -58,8 +58,9 @@ def csc(cluster):
 
 
 def gets(cluster) -> int:
-    """GET commands the primaries have run so far."""
-    return sum(server_gets(primary) for primary in cluster.primaries)
+    """GET and MGET commands the primaries have run so far."""
+    return sum(server_gets(primary) + server_gets(primary, "mget")
+               for primary in cluster.primaries)
 
 
 def owner(cluster, cache, key):
