@@ -73,9 +73,14 @@ def through_stores(store: LocalStore, stores: Sequence[LocalStore],
             return (yield from _read_many(store, redirect, command[1:], single=True))
         if verb == "MGET":
             return (yield from _read_many(store, redirect, command[1:], single=False))
-        if verb in READS:
-            return (yield command)
-    return (yield from _forgetting(stores, command, _send(command)))
+    keys = _written_keys(command)
+    if keys == ():
+        return (yield command)
+    _forget(stores, keys)
+    try:
+        return (yield command)
+    finally:
+        _forget(stores, keys)
 
 
 def answer_on_cluster(nodes, router: ClusterRouter, command: tuple):
@@ -100,31 +105,38 @@ def through_cluster_stores(router: ClusterRouter, nodes, command):
         if verb == "MGET":
             return (yield from _read_on_cluster(router, nodes, command[1:], single=False))
         plan = cluster_plan(router, command)
-        if verb in READS:
-            return (yield from plan)
     else:
         plan = run_on_cluster(router, command, True)
-    return (yield from _forgetting(nodes, command, plan))
-
-
-def _send(command):
-    return (yield command)
-
-
-def _forgetting(stores, command, plan):
-    """Plan: ``plan`` (which runs ``command``, a write or a pipeline), with the keys
-    the command may change forgotten in ``stores`` before and after it."""
-    written = [command] if type(command) is tuple else \
-        [each for each in command if each[0] not in READS]
-    if not written:
+    keys = _written_keys(command)
+    if keys == ():
         return (yield from plan)
-    flush = any(each[0] in FLUSHES for each in written)
-    keys = None if flush else [key for each in written for key in _named_keys(each)]
-    _forget(stores, keys)
+    _forget(nodes, keys)
     try:
         return (yield from plan)
     finally:
-        _forget(stores, keys)
+        _forget(nodes, keys)
+
+
+def _written_keys(command):
+    """The keys ``command`` (a tuple, or a pipeline: a list of them) may change: ``()``
+    if it changes none (reads only), None if it empties the database (FLUSHDB,
+    FLUSHALL), else a list (``_named_keys`` of each write)."""
+    if type(command) is tuple:
+        verb = command[0]
+        if verb in READS:
+            return ()
+        return None if verb in FLUSHES else _named_keys(command)
+    keys: list = []
+    wrote = False
+    for each in command:
+        verb = each[0]
+        if verb in READS:
+            continue
+        if verb in FLUSHES:
+            return None
+        keys += _named_keys(each)
+        wrote = True
+    return keys if wrote else ()
 
 
 def _named_keys(command) -> list:
@@ -137,6 +149,7 @@ def _named_keys(command) -> list:
 
 
 def _forget(stores, keys) -> None:
+    # (before a write is sent, and again once its reply is in: see the module's doc)
     for store in stores:
         if keys is None:
             store.flush()

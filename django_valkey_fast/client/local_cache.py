@@ -95,6 +95,7 @@ class LocalCache:
     def __init__(self, settings: dict):
         self.settings = settings
         self._servers: dict = {}  # url -> ServerCache
+        self._stores: tuple = ()  # every server's store (replaced, never changed in place)
         # an asyncio channel -> its caching channel (dropped with the channel's loop)
         self._async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -109,16 +110,17 @@ class LocalCache:
                 found = self._servers.get(url)
                 if found is None:
                     found = self._servers[url] = ServerCache(pool_of(), self.settings, url)
+                    self._stores += (found.store,)
         return found
 
-    def stores(self) -> list:
+    def __iter__(self):
         """Every server's store (a write of this process forgets its keys in all)."""
-        return [server.store for server in list(self._servers.values())]
+        return iter(self._stores)
 
     def sync_channel(self, url: str, pool, inner) -> CachingChannel:
         """A caching channel in front of ``inner``, the sync channel to ``url`` (the
         client keeps it with the channel)."""
-        return for_server(CachingChannel, inner, self.server(url, lambda: pool), _Stores(self))
+        return for_server(CachingChannel, inner, self.server(url, lambda: pool), self)
 
     def async_channel(self, url: str, pool_of, inner, index: int) -> AsyncCachingChannel:
         """The caching channel in front of ``inner``, an asyncio channel to ``url``
@@ -126,7 +128,7 @@ class LocalCache:
         found = self._async.get(inner)
         if found is None:
             found = self._async[inner] = for_server(
-                AsyncCachingChannel, inner, self.server(url, partial(pool_of, index)), _Stores(self))
+                AsyncCachingChannel, inner, self.server(url, partial(pool_of, index)), self)
         return found
 
     def stats(self) -> dict:
@@ -167,7 +169,7 @@ class ClusterNodes:
         return server
 
     def __iter__(self):
-        return iter(self._cache.stores())
+        return iter(self._cache)
 
     def flush(self) -> None:
         """Forget everything every node's store holds (the slot map changed)."""
@@ -185,18 +187,6 @@ class ClusterNodes:
 
 def _text(error) -> str | None:
     return None if error is None else f"{type(error).__name__}: {error}"
-
-
-class _Stores:
-    """Every store of a LocalCache, as the plans iterate them (servers may be added)."""
-
-    __slots__ = ("_cache",)
-
-    def __init__(self, cache: LocalCache):
-        self._cache = cache
-
-    def __iter__(self):
-        return iter(self._cache.stores())
 
 
 _every: weakref.WeakSet = weakref.WeakSet()
