@@ -69,15 +69,16 @@ def key_slot(key) -> int:
 # -- splitting commands by place (shards or slots), for the routers and the cluster plan
 
 
-def split_keys(command, place_of):
+def split_keys(command, place_of, one_key_verb=None):
     """Split a command over many keys (MGET, DEL, ...) by the place ``place_of(key)``
     names: ``(parts, spots)``, ``parts`` the ``(place, command)`` pairs and ``spots``
     the positions in ``command`` of each part's keys; ``spots`` is None when every
-    key has one place (the command goes whole)."""
+    key has one place (the command goes whole). A part of one key is sent as
+    ``one_key_verb`` when given (GET for MGET: a bare reply, no list)."""
     cdef tuple args = command if type(command) is tuple else tuple(command)
     cdef Py_ssize_t count = len(args), position
     if place_of is key_slot and count > 2:
-        return _split_by_slot(command, args, count)
+        return _split_by_slot(command, args, count, one_key_verb)
     cdef dict positions = {}
     place = None
     for position in range(1, count):
@@ -92,18 +93,19 @@ def split_keys(command, place_of):
     if count == 0:
         raise IndexError("tuple index out of range")  # (as the pure twin's command[0])
     verb = args[0]
+    single = verb if one_key_verb is None else one_key_verb
     cdef list parts = []
     cdef list found
     for place, spots in positions.items():
         found = <list>spots
         if len(found) == 1:
-            parts.append((place, (verb, args[<Py_ssize_t>found[0]])))
+            parts.append((place, (single, args[<Py_ssize_t>found[0]])))
         else:
             parts.append((place, (verb, *[args[<Py_ssize_t>spot] for spot in found])))
     return parts, list(positions.values())
 
 
-cdef object _split_by_slot(command, tuple args, Py_ssize_t count):
+cdef object _split_by_slot(command, tuple args, Py_ssize_t count, one_key_verb):
     # split_keys by key_slot, grouped in C: the keys' slots in an array, each slot's
     # group found in a small open-addressing table (no Python dict, no int per key).
     cdef Py_ssize_t keys = count - 1, capacity = 4, i, j, g, groups = 0
@@ -139,6 +141,7 @@ cdef object _split_by_slot(command, tuple args, Py_ssize_t count):
         if groups == 1:
             return [(group_slot[0], command)], None
         verb = args[0]
+        single = verb if one_key_verb is None else one_key_verb
         spots_of = [None] * groups
         for g in range(groups):
             spots_of[g] = []
@@ -148,7 +151,7 @@ cdef object _split_by_slot(command, tuple args, Py_ssize_t count):
         for g in range(groups):
             spots = <list>spots_of[g]
             if group_size[g] == 1:
-                parts.append((group_slot[g], (verb, args[<Py_ssize_t>spots[0]])))
+                parts.append((group_slot[g], (single, args[<Py_ssize_t>spots[0]])))
             else:
                 parts.append((group_slot[g],
                               (verb, *[args[<Py_ssize_t>spot] for spot in spots])))
@@ -243,20 +246,27 @@ def take_replies(numbers, replies, list replies_of, dict todo):
 @cython.boundscheck(True)
 @cython.wraparound(True)
 def place_values(list values, spots, indices, replies):
-    """Put each part's MGET reply (``replies[i]`` answers part ``indices[i]``) at its
-    keys' positions (``spots``, as ``split_keys`` gives them) in ``values``; return
-    the parts whose reply is not a list of values (an error, or none), to run again."""
+    """Put each part's reply (``replies[i]`` answers part ``indices[i]``: an MGET's
+    list, or a one-key part's GET reply) at its keys' positions (``spots``, as
+    ``split_keys`` gives them) in ``values``; return the parts with no such reply (an
+    error, or none), to run again."""
     cdef list again = []
     cdef list reply_list, found
     cdef Py_ssize_t position = 0, j, count = len(replies)
     for index in indices:
-        reply = replies[position] if position < count else None
-        position += 1
-        if type(reply) is not list:
+        if position >= count:
             again.append(index)
             continue
-        reply_list = <list>reply
+        reply = replies[position]
+        position += 1
         found = spots[index] if type(spots[index]) is list else list(spots[index])
+        if type(reply) is not list:
+            if len(found) == 1 and (reply is None or type(reply) is bytes):
+                values[<Py_ssize_t>found[0] - 1] = reply  # (a GET's)
+            else:
+                again.append(index)
+            continue
+        reply_list = <list>reply
         for j in range(min(len(found), len(reply_list))):
             values[<Py_ssize_t>found[j] - 1] = reply_list[j]
     return again

@@ -41,11 +41,12 @@ def key_slot(key) -> int:
 # -- splitting commands by place (shards or slots), for the routers and the cluster plan
 
 
-def split_keys(command, place_of):
+def split_keys(command, place_of, one_key_verb=None):
     """Split a command over many keys (MGET, DEL, ...) by the place ``place_of(key)``
     names: ``(parts, spots)``, ``parts`` the ``(place, command)`` pairs and ``spots``
     the positions in ``command`` of each part's keys; ``spots`` is None when every
-    key has one place (the command goes whole)."""
+    key has one place (the command goes whole). A part of one key is sent as
+    ``one_key_verb`` when given (GET for MGET: a bare reply, no list)."""
     positions: dict = {}
     place = None
     for position in range(1, len(command)):
@@ -58,10 +59,11 @@ def split_keys(command, place_of):
     if len(positions) == 1:
         return [(place, command)], None
     verb = command[0]
+    single = verb if one_key_verb is None else one_key_verb
     parts = []
     for place, found in positions.items():
         if len(found) == 1:
-            parts.append((place, (verb, command[found[0]])))
+            parts.append((place, (single, command[found[0]])))
         else:
             parts.append((place, (verb, *[command[spot] for spot in found])))
     return parts, list(positions.values())
@@ -123,14 +125,21 @@ def take_replies(numbers, replies, replies_of, todo):
 
 
 def place_values(values, spots, indices, replies):
-    """Put each part's MGET reply (``replies[i]`` answers part ``indices[i]``) at its
-    keys' positions (``spots``, as ``split_keys`` gives them) in ``values``; return
-    the parts whose reply is not a list of values (an error, or none), to run again."""
+    """Put each part's reply (``replies[i]`` answers part ``indices[i]``: an MGET's
+    list, or a one-key part's GET reply) at its keys' positions (``spots``, as
+    ``split_keys`` gives them) in ``values``; return the parts with no such reply (an
+    error, or none), to run again."""
     again = []
     for position, index in enumerate(indices):
-        reply = replies[position] if position < len(replies) else None
-        if type(reply) is not list:
+        if position >= len(replies):
             again.append(index)
+            continue
+        reply = replies[position]
+        if type(reply) is not list:
+            if len(spots[index]) == 1 and (reply is None or type(reply) is bytes):
+                values[spots[index][0] - 1] = reply  # (a GET's)
+            else:
+                again.append(index)
             continue
         for spot, value in zip(spots[index], reply):
             values[spot - 1] = value

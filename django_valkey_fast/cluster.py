@@ -182,7 +182,7 @@ def read_many_on_cluster(router: ClusterRouter, command):
     through :func:`run_on_cluster` and its rules; reading them twice is safe."""
     if not router.ready:
         yield from refresh_slots(router)
-    parts, spots = split_keys(command, key_slot)
+    parts, spots = split_keys(command, key_slot, "GET")  # (a slot's one key: GET)
     if spots is None:
         return (yield from run_on_cluster(router, [command], False))
     try:

@@ -326,13 +326,20 @@ def test_split_keys_and_merge_values(impl):
     assert spots == [[1, 3], [2], [4]]
     assert impl.slots.merge_values(spots, 4, [[b"A", None], [b"B"], [b"D"]]) == [
         b"A", b"B", None, b"D"]
+    # get_many's cluster path sends a place's only key as GET (a bare reply, no list).
+    for place_of in (place, impl.slots.key_slot):
+        keys = ("a", "b", "c", "d") if place_of is place else ("x", "{t}1", "{t}2", "y")
+        parts, _ = impl.slots.split_keys(("MGET", *keys), place_of, "GET")
+        assert sorted(len(command) for _, command in parts) == [2, 2, 3]
+        assert all(command[0] == ("GET" if len(command) == 2 else "MGET")
+                   for _, command in parts)
 
 
 def test_group_parts_and_take_replies(impl):
     """Grouping a cluster plan's parts by node (ASK targets after an ASKING, a slot
     no node serves as LookupError), and keeping a node's plain replies while handing
     back its error replies."""
-    from valkey.exceptions import MovedError
+    from valkey.exceptions import MovedError, ResponseError
 
     slots = [("n1", 1)] * 2 + [("n2", 2)] + [None]
     todo = {0: (0, ("GET", "a")), 1: (2, ("GET", "b")), 2: (1, ("GET", "c"))}
@@ -454,7 +461,7 @@ def test_group_parts_of_a_list_and_place_values(impl):
     """get_many's cluster path: a list of parts grouped by node in order (a slot no
     node serves is LookupError), and each part's MGET reply put at its keys' places;
     the parts whose reply is an error or missing are handed back to run again."""
-    from valkey.exceptions import MovedError
+    from valkey.exceptions import MovedError, ResponseError
 
     slots = [("n1", 1)] * 2 + [("n2", 2)] + [None]
     parts = [(0, ("MGET", "a", "c")), (2, ("MGET", "b")), (1, ("MGET", "d"))]
@@ -471,3 +478,9 @@ def test_group_parts_of_a_list_and_place_values(impl):
     assert values == [b"A", None, b"C", None]
     assert impl.slots.place_values(values, spots, [1, 2], [[b"B"]]) == [2]  # (no reply)
     assert values == [b"A", b"B", b"C", None]
+    # A one-key part's GET reply (bytes, or None: no such key) is placed as it is; an
+    # error is not a value, whatever the part's size.
+    values = [b"old"] * 4
+    wrong = ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+    assert impl.slots.place_values(values, spots, [1, 2, 0], [b"B", None, wrong]) == [0]
+    assert values == [b"old", b"B", b"old", None]

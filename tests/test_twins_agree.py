@@ -162,3 +162,5 @@ def test_split_by_slot_twins_agree(keys, container):
     for command in (container(["MGET", *keys]), container(["DEL", *keys, *keys])):
         assert _outcome(_slots_py.split_keys, command, _slots_py.key_slot) == \
             _outcome(_slots_c.split_keys, command, _slots_c.key_slot)
+        assert _outcome(_slots_py.split_keys, command, _slots_py.key_slot, "GET") == \
+            _outcome(_slots_c.split_keys, command, _slots_c.key_slot, "GET")
