@@ -20,6 +20,7 @@ from django_valkey_fast._codec import (
 from django_valkey_fast.compressors.base import BaseCompressor
 from django_valkey_fast.compressors.identity import IdentityCompressor
 from django_valkey_fast.exceptions import DecodeError, interrupted
+from django_valkey_fast.measured import note_ignored_error
 
 __all__ = ["SERVER_ERRORS", "ErrorPolicy", "build_codec", "build_key_maker", "prepared"]
 
@@ -90,6 +91,7 @@ class ErrorPolicy:
     def handle(self, error: Exception, fallback):
         """Return ``fallback()`` if errors are ignored, else raise the error to report."""
         if self.ignore:
+            note_ignored_error(error)
             if self.log:
                 self.logger.exception("Exception ignored")
             return fallback()

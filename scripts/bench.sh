@@ -5,6 +5,7 @@
 #   bash scripts/bench.sh --cluster  cluster backends on a 6-node cluster
 #   bash scripts/bench.sh --instructions  client instructions per call (valgrind's callgrind)
 #   bash scripts/bench.sh --local    the client-side cache: hot keys, a 90/10 mix with a writer
+#   bash scripts/bench.sh --telemetry  what OPENTELEMETRY and PROMETHEUS cost per call
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh test
@@ -14,6 +15,9 @@ if [ "${1:-}" = "--async" ]; then
 elif [ "${1:-}" = "--local" ]; then
     shift
     .venv/bin/python bench/run_local.py "$@"
+elif [ "${1:-}" = "--telemetry" ]; then
+    shift
+    .venv/bin/python bench/run_telemetry.py "$@"
 elif [ "${1:-}" = "--instructions" ]; then
     shift
     if ! command -v valgrind >/dev/null; then

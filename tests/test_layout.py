@@ -71,7 +71,7 @@ def test_the_declared_valkey_py_versions_are_the_tested_ones():
 # imports the other. Every module is listed, so a new one is placed on purpose.
 LAYERS = {
     "common": {"__init__", "exceptions", "_common", "_extensions", "_optional", "retry",
-               "singleflight"},
+               "singleflight", "measured"},
     "wire": {"channel", "async_channel", "_wire", "_wire_py", "_wire_c", "_resp_py",
              "_valkeypy", "invalidation", "pool", "base_pool", "async_cache.pool", "cluster_cache.pool"},
     "operations": {"operations", "_api", "herd", "sharding", "hash_ring", "cluster", "config",

@@ -26,6 +26,7 @@ from django_valkey_fast.config import (
 from django_valkey_fast import async_channel as aio
 from django_valkey_fast.channel import channel_of
 from django_valkey_fast.client.local_cache import LocalCache, local_cache_options
+from django_valkey_fast.client.telemetry import telemetry_for
 from django_valkey_fast.client.servers import Servers
 from django_valkey_fast.commands.hash import HashCommands
 from django_valkey_fast.exceptions import interrupted
@@ -74,6 +75,7 @@ class ClientConfig(NamedTuple):
     scan_itersize: int
     options: dict
     local_cache: Any  # client.local_cache.LocalCache, or None (CLIENT_SIDE_CACHE off)
+    telemetry: Any  # client.telemetry.Telemetry, or None (OPENTELEMETRY, PROMETHEUS off)
 
 
 class BaseClient(AsyncOperationMethods, PlanHost):
@@ -126,6 +128,8 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self._errors = config.errors
         self._scan_itersize = config.scan_itersize
         self._local_cache = config.local_cache
+        if config.telemetry is not None:
+            config.telemetry.instrument(self)
 
     def _prepare(self, params: dict, server: Sequence[str]) -> ClientConfig:
         """What this client's configuration builds, once per process (see ``prepared``)."""
@@ -153,6 +157,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
             scan_itersize=getattr(settings, "DJANGO_VALKEY_SCAN_ITERSIZE", 10),
             options=options,
             local_cache=local_cache,
+            telemetry=telemetry_for(options, server[0] if server else ""),
         )
 
     # -- keys and values ----------------------------------------------------------
