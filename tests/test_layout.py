@@ -82,7 +82,7 @@ LAYERS = {
     "clients": {"client.*", "async_cache.client.*", "cluster_cache.client.*", "base_client",
                 "commands.*"},
     "backends": {"base", "cache", "async_cache", "async_cache.cache", "cluster_cache",
-                 "cluster_cache.cache"},
+                 "cluster_cache.cache", "checks", "apps", "management.*"},
 }
 # What each layer may import besides itself.
 STANDS_ON = {

@@ -11,6 +11,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.cache.backends.base import get_key_func
@@ -249,6 +250,15 @@ class BaseClient(AsyncOperationMethods, PlanHost):
             found = listener_pools[self._server[index]] = factory.connect(
                 self._server[index]).connection_pool
         return found
+
+    def server_connections(self) -> list:
+        """``[(address, a sync valkey.Valkey)]`` for every server of LOCATION (each shard,
+        the primary and each replica; for Sentinel, where Sentinel points), for
+        administration (``manage.py valkey``); the address never shows a password."""
+        import valkey
+
+        return [(_address_of(url), valkey.Valkey(connection_pool=self._listener_pool(index)))
+                for index, url in enumerate(self._server)]
 
     def local_cache_stats(self) -> dict:
         """The client-side cache's counters per server (``{}`` when it is off):
@@ -516,3 +526,11 @@ class DefaultClient(SyncOperationMethods, BaseClient):
 class HashClient(HashCommands, DefaultClient):  # type: ignore[misc]
     """DefaultClient whose hash commands make the hash name a cache key (see
     :mod:`django_valkey_fast.commands.hash`): django-valkey's ``HashClient``."""
+
+
+def _address_of(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url

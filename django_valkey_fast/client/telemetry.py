@@ -25,7 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_valkey_fast.exceptions import MissingDependency
 from django_valkey_fast.measured import current as _current
 
-__all__ = ["OPERATIONS", "Telemetry", "telemetry_for"]
+__all__ = ["OPERATIONS", "Telemetry", "telemetry_for", "telemetry_options"]
 
 # The cache operations measured (sync names; each ``a`` twin too): Django's cache API
 # and django-valkey's extended one.
@@ -41,10 +41,16 @@ OPERATIONS = (
 _MANY = frozenset({"get_many", "set_many", "delete_many", "mget", "mset"})
 _GETS = frozenset({"get", "aget"})
 
+def telemetry_options(options: dict) -> tuple:
+    """``(OPENTELEMETRY settings, PROMETHEUS settings)`` checked and completed from
+    OPTIONS, each None when off; ImproperlyConfigured for a bad value."""
+    return (_flag_or_dict(options, "OPENTELEMETRY", {"RECORD_KEYS": False}),
+            _flag_or_dict(options, "PROMETHEUS", {}))
+
+
 def telemetry_for(options: dict, server: str) -> Telemetry | None:
     """The configuration's telemetry from its OPTIONS (None when it is off)."""
-    otel = _flag_or_dict(options, "OPENTELEMETRY", {"RECORD_KEYS": False})
-    prometheus = _flag_or_dict(options, "PROMETHEUS", {})
+    otel, prometheus = telemetry_options(options)
     if otel is None and prometheus is None:
         return None
     return Telemetry(server, otel, prometheus)

@@ -150,6 +150,22 @@ class DefaultClusterClient(DefaultClient):
         """READWRITE on the raw cluster client."""
         return (client or self.get_client()).readwrite(target_nodes)
 
+    def server_connections(self) -> list:
+        """``[(address, a sync valkey.Valkey)]`` for every node the cluster lists
+        (``CLUSTER NODES`` from a seed), primaries first, failed ones included, for
+        administration (``manage.py valkey``)."""
+        import valkey
+
+        nodes = valkey.Valkey(connection_pool=self._seed_pool).execute_command("CLUSTER NODES")
+        found = []
+        for address, node in nodes.items():
+            host, _, port = address.rpartition(":")
+            role = "primary" if "master" in node["flags"] else "replica"
+            pool = self.connection_factory.node_pool(self._seed_pool, host, int(port))
+            found.append((role != "primary", f"{address} ({role})",
+                          valkey.Valkey(connection_pool=pool)))
+        return [(address, raw) for _, address, raw in sorted(found, key=lambda f: f[:2])]
+
     # -- django-valkey's target_nodes -------------------------------------------------
 
     def _on_nodes(self, target_nodes):

@@ -1,0 +1,1 @@
+"""Management commands of the django_valkey_fast app."""

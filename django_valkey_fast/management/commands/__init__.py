@@ -1,0 +1,1 @@
+"""``manage.py valkey``: see ``valkey.py``."""
