@@ -2,13 +2,12 @@
 ``db.client.operation.duration`` histogram (``OPTIONS["OPENTELEMETRY"]``), and
 Prometheus counters with django-prometheus's names (``OPTIONS["PROMETHEUS"]``).
 
-Off by default, and then nothing here runs: the client's methods are its own. On, a
-client's cache operations (``get``, ``aget``, ``set_many``...) are replaced, on that
-client instance, by wrappers that measure them; one record per operation a caller
-asked for, whatever it sends (an operation that calls another, as ``incr_version``
-calls ``get``, is one record). A client is shared by every backend Django builds
-from a configuration, so this happens once per process and configuration. See
-docs/observability.md.
+Off by default, and then nothing here runs: the client is of its own class. On, the
+client's class becomes a subclass (made once per class and configuration) whose cache
+operations (``get``, ``aget``, ``set_many``...) wrap the class's and measure them; one
+record per operation a caller asked for, whatever it sends (an operation that calls
+another, as the herd client's ``get_or_set`` calls ``get`` and ``set``, is one
+record). See docs/observability.md.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import functools
 import importlib
 import inspect
 import time
-from typing import Any
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured

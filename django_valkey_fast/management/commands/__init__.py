@@ -1,1 +1,3 @@
 """``manage.py valkey``: see ``valkey.py``."""
+
+__all__: list = []
