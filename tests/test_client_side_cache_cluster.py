@@ -24,20 +24,14 @@ from django_valkey_fast.local_store import MISSING, LocalStore
 from django_valkey_fast.operations import Fanout
 from tests.servers import Cluster
 from tests.test_client_side_cache import elsewhere, seen_within, server_gets
+from tests.test_cluster import cluster  # noqa: F401 - a fixture (a cluster per module)
 
 OPTIONS = {"CLIENT_SIDE_CACHE": {}}
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    nodes = Cluster()
-    yield nodes
-    nodes.stop()
-
-
 @pytest.fixture
 def csc(cluster):
-    """``csc(cluster=...)``: a ClusterValkeyCache with the client-side cache on (a key
+    """``csc(on=...)``: a ClusterValkeyCache with the client-side cache on (a key
     prefix, so a configuration and stores, of its own); listeners stopped at the end."""
     from django_valkey_fast.cluster_cache.cache import ClusterValkeyCache
 
