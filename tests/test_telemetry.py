@@ -11,6 +11,7 @@ when IGNORE_EXCEPTIONS hides them from the caller; keys are recorded only on req
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 import urllib.request
@@ -255,3 +256,41 @@ def test_async_valkey_cache_is_measured_too(server, spans):
     assert asyncio.run(scenario()) == 1
     assert [(s.name, s.attributes.get("cache.hit")) for s in spans.get_finished_spans()] == [
         ("set", None), ("get", True)]
+
+
+def test_django_prometheus_counters_are_shared_when_it_is_installed(server, metrics_port):
+    """With django-prometheus installed (the dev extra), its own counter objects are
+    the ones incremented: one set of names in the registry, dashboards unchanged."""
+    from django_prometheus.cache import metrics as peer
+
+    from django_valkey_fast.client.prometheus_metrics import _metrics
+
+    assert _metrics()["get"] is peer.django_cache_get_total
+    cache = cache_with(server.url, PROMETHEUS=True)
+    label = '{backend="django_valkey_fast"}'
+    before = scrape(metrics_port).get("django_cache_get_total" + label, 0)
+    cache.get("shared")
+    assert scrape(metrics_port)["django_cache_get_total" + label] == before + 1
+
+
+def test_own_counters_with_django_prometheus_absent(server):
+    """Without django-prometheus (a process that cannot import it), the counters are
+    this package's own, under the same names."""
+    script = f"""
+import sys
+sys.modules["django_prometheus"] = None
+import django
+from django.conf import settings
+settings.configure(CACHES={{"default": {{
+    "BACKEND": "django_valkey_fast.cache.ValkeyCache", "LOCATION": "{server.url}",
+    "OPTIONS": {{"PROMETHEUS": True}}}}}})
+django.setup()
+from django.core.cache import caches
+caches["default"].get("absent-peer")
+from prometheus_client import generate_latest
+print(generate_latest().decode())
+"""
+    output = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                            text=True, timeout=60).stdout
+    assert 'django_cache_get_total{backend="django_valkey_fast"} 1.0' in output
+    assert 'django_cache_get_misses_total{backend="django_valkey_fast"} 1.0' in output
