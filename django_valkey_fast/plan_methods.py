@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError
+from valkey.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 from django_valkey_fast._drive import run_plan
 from django_valkey_fast import async_channel as aio
@@ -82,6 +82,12 @@ def _async_method(name, plan):
                 if not (write and client is None and await self._afind_primary()):
                     raise
                 return await arun_plan(plan(self, *args, **kwargs), self._achannel(write))
+            except (ConnectionError, TimeoutError) as error:
+                # A read whose server failed: read it from another replica or the primary.
+                if write or client is not None or not self._reads_fail_over:
+                    raise
+                return await self._aread_elsewhere(
+                    channel, error, lambda other: arun_plan(plan(self, *args, **kwargs), other))
         except (*SERVER_ERRORS, DecodeError) as error:
             return _failed(self, error, plan, args, kwargs)
 
@@ -101,6 +107,12 @@ def _sync_method(name, plan):
                 if not (write and client is None and self._find_primary()):
                     raise
                 return run_plan(plan(self, *args, **kwargs), self._channel(write))
+            except (ConnectionError, TimeoutError) as error:
+                # A read whose server failed: read it from another replica or the primary.
+                if write or client is not None or not self._reads_fail_over:
+                    raise
+                return self._read_elsewhere(
+                    channel, error, lambda other: run_plan(plan(self, *args, **kwargs), other))
         except (*SERVER_ERRORS, DecodeError) as error:
             return _failed(self, error, plan, args, kwargs)
 

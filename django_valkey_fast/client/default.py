@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache.backends.base import get_key_func
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+from valkey.exceptions import ConnectionError, TimeoutError
 
 from django_valkey_fast import pool
 from django_valkey_fast._codec import Codec
@@ -118,7 +119,10 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         self._channels: list = servers.channels
         self._aio_params: list = servers.aio_params
         self._aio = servers.aio
-        self._replica_indexes = servers.replica_turns
+        self._read_index = servers.read_index
+        # Whether a read that fails on one server is read again from the others (a
+        # primary and its replicas; not shards, not a cluster's seeds).
+        self._reads_fail_over = self.LOCATION_IS_PRIMARY_AND_REPLICAS and len(servers.urls) > 1
         codec = self._codec = config.codec
         self._serializer = codec.serializer
         self._compressor = codec.compressor
@@ -221,13 +225,37 @@ class BaseClient(AsyncOperationMethods, PlanHost):
 
     def _achannel(self, write):
         channels = self._aio.get()
-        index = 0 if write or len(channels) == 1 else next(self._replica_indexes)
+        return self._achannel_at(0 if write or len(channels) == 1 else self._read_index())
+
+    def _achannel_at(self, index: int):
+        """This loop's asyncio channel to server ``index`` (behind the client-side
+        cache when it is on)."""
+        channels = self._aio.get()
         channel = channels[index]
         if channel is None:
             channel = channels[index] = aio.channel_for(self._connection_params(index))
         if self._local_cache is not None:
             return self._async_caching_channel(index, channel)
         return channel
+
+    async def _aread_elsewhere(self, channel, error: Exception, run):
+        """``_read_elsewhere`` on this loop's asyncio channels."""
+        for index in self._read_failover_order(channel, self._aio.get(), error):
+            try:
+                return await run(self._achannel_at(index))
+            except (ConnectionError, TimeoutError) as again:
+                self._servers.read_failed(index)
+                error = again
+        raise error
+
+    def _read_failover_order(self, channel, channels: list, error: Exception) -> list:
+        """The servers to read from after ``channel`` (one of ``channels``, or a caching
+        channel in front of one) failed; ``error`` is raised if none may be tried."""
+        failed = getattr(channel, "inner", channel)
+        for index, each in enumerate(channels):
+            if each is failed:
+                return self._servers.read_failed(index)
+        raise error
 
     def _async_caching_channel(self, index: int, channel):
         """The client-side cache's channel in front of ``channel``, an asyncio channel
@@ -412,11 +440,24 @@ class DefaultClient(SyncOperationMethods, BaseClient):
         if write or len(self._channels) == 1:
             index = 0
         else:
-            index = next(self._replica_indexes)
+            index = self._read_index()
         channel = self._channels[index]
         if channel is None or self._local_cache is not None:
             return self._server_channel(index)
         return channel  # (the hot path: no call more)
+
+    def _read_elsewhere(self, channel, error: Exception, run):
+        """A read failed on ``channel`` (its connection: refused, reset, timed out): read
+        from the other servers, replicas first, then the primary, until one answers
+        (``run(channel)`` runs the read); the failed server is left out of reads for
+        ``READ_FAILOVER_PAUSE`` seconds. Reads only: they may be sent again."""
+        for index in self._read_failover_order(channel, self._channels, error):
+            try:
+                return run(self._server_channel(index))
+            except (ConnectionError, TimeoutError) as again:
+                self._servers.read_failed(index)
+                error = again
+        raise error
 
     def _server_channel(self, index: int):
         """The sync channel to server ``index`` (made on first use), behind the

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 from django_valkey_fast import async_channel as aio
 
-__all__ = ["Servers"]
+__all__ = ["READ_FAILOVER_PAUSE", "Servers"]
+
+# Seconds a server whose read failed (refused, reset, timed out) is left out of the
+# reads; then a read tries it again (and leaves it out again if it still fails).
+READ_FAILOVER_PAUSE = 5.0
 
 
 class Servers:
@@ -35,6 +40,10 @@ class Servers:
         self.aio = aio.PerLoop(lambda loop: [None] * count)  # a loop's asyncio channels
         self.loop_clients = aio.PerLoop(lambda loop: [None] * count)  # valkey.asyncio clients
         self.replica_turns = itertools.cycle(range(1, count))  # round robin over replicas
+        # When each server may be read from again (monotonic clock; 0: it may now), and
+        # whether any may not (so a read asks the clock only after a failure).
+        self.down_until: list = [0.0] * count
+        self.any_down = False
         self.listener_pools: dict = {}  # url -> sync pool of the client-side cache's listener
         self._lock = threading.Lock()
         self._topology = None
@@ -50,6 +59,32 @@ class Servers:
                 found = self._topology
         return found
 
+    def read_index(self) -> int:
+        """The server for the next read: the next replica in turn that is not left out
+        after a failed read, else the primary."""
+        if not self.any_down:
+            return next(self.replica_turns)
+        now = time.monotonic()
+        down_until = self.down_until
+        for _ in range(len(down_until) - 1):
+            index = next(self.replica_turns)
+            if down_until[index] <= now:
+                if max(down_until) <= now:
+                    self.any_down = False  # (every server is back)
+                return index
+        return 0
+
+    def read_failed(self, index: int) -> list:
+        """Server ``index`` failed a read: leave it out of reads for a while; return the
+        servers to read from instead, in order (the replicas not left out, then the
+        primary)."""
+        now = time.monotonic()
+        self.down_until[index] = now + READ_FAILOVER_PAUSE
+        self.any_down = True
+        others = [other for other in range(1, len(self.urls))
+                  if other != index and self.down_until[other] <= now]
+        return others + [0] if index != 0 else others
+
     def make_primary(self, url: str) -> None:
         """Make the server ``url`` the one writes go to (a failover moved the primary).
 
@@ -60,7 +95,7 @@ class Servers:
             if index == 0:
                 return
             for servers in (self.urls, self.clients, self.channels, self.caching,
-                            self.aio_params):
+                            self.aio_params, self.down_until):
                 servers[0], servers[index] = servers[index], servers[0]
             self.aio.reset()  # rebuilt, in the new order, on next use
             self.loop_clients.reset()
