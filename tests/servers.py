@@ -303,6 +303,21 @@ class Cluster:
                 return primary
         raise ValueError(slot)
 
+    def serving(self, slot: int, asked: Server | None = None) -> Server:
+        """The primary serving ``slot`` now, as ``asked`` (the first node) sees the
+        cluster (``primary_for_slot`` is the map the cluster was formed with)."""
+        asked = asked or self.nodes[0]
+        for line in asked.command("CLUSTER NODES")[0].splitlines():
+            fields = line.split()
+            if "master" not in fields[2]:
+                continue
+            for spec in fields[8:]:
+                start, _, end = spec.partition("-")
+                if start.isdigit() and int(start) <= slot <= int(end or start):
+                    port = int(fields[1].split(":")[1].split("@")[0])
+                    return next(node for node in self.nodes if node.port == port)
+        raise LookupError(f"no primary serves slot {slot}")
+
     def stop(self):
         for node in self.nodes:
             node.stop()

@@ -343,3 +343,42 @@ def test_cluster_extras_answer_as_django_valkeys(cluster, cache):
     assert cache.get_many(list(data)) == {}
     cache.set("back", 1)
     assert cache.flushall() is True and cache.get("back") is None
+
+
+def _calls(nodes, command: str) -> int:
+    """How many times ``command`` ran on ``nodes`` (commands answered with MOVED or
+    ASK did not run: they are not counted)."""
+    total = 0
+    for node in nodes:
+        for line in node.command("INFO commandstats")[0].splitlines():
+            if line.startswith(f"cmdstat_{command}:"):
+                total += int(line.split("calls=")[1].split(",")[0])
+    return total
+
+
+@pytest.mark.parametrize("side", ["sync", "async"])
+def test_ask_inside_a_multi_node_pipeline_runs_each_command_once(cluster, cache, side):
+    """A set_many over every node while one of its slots migrates: the command of
+    that slot's key is sent to the target with ASKING (the source no longer has the
+    key), the others run where they are, and every SET runs exactly once."""
+    data = {f"piped{i}": i for i in range(30)}
+    key = "piped7"
+    slot = key_slot(cache.make_key(key))
+    source = cluster.serving(slot)
+    target = next(p for p in cluster.primaries if p is not source)
+    cache.delete_many(list(data))
+    target.command(f"CLUSTER SETSLOT {slot} IMPORTING {cluster.node_id(source)}")
+    source.command(f"CLUSTER SETSLOT {slot} MIGRATING {cluster.node_id(target)}")
+    try:
+        sets, askings = _calls(cluster.primaries, "set"), _calls([target], "asking")
+        if side == "sync":
+            assert cache.set_many(data, timeout=100) == []
+        else:
+            assert asyncio.run(cache.aset_many(data, timeout=100)) == []
+        assert _calls(cluster.primaries, "set") - sets == len(data)  # each SET once
+        assert _calls([target], "asking") - askings >= 1
+        assert target.command("ASKING", f"GET {cache.make_key(key)}")[1] != ""
+    finally:
+        for primary in cluster.primaries:
+            primary.command(f"CLUSTER SETSLOT {slot} NODE {cluster.node_id(target)}")
+    assert cache.get_many(list(data)) == data
