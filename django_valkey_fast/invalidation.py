@@ -150,10 +150,11 @@ class InvalidationListener:
             raise ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
         self.client_id = client_id
         self._owner.connected(functools.partial(fd_readable, socket_of(connection).fileno()))
-        owner, clock, heartbeat = self._owner, time.monotonic, self.heartbeat
+        owner, clock = self._owner, time.monotonic
         ping_sent = None
         next_ping = clock()
         while not self._stopped.is_set():
+            heartbeat = self.heartbeat  # (a configuration sharing the listener may lower it)
             now = clock()
             if ping_sent is None and now >= next_ping:
                 ping_sent = now

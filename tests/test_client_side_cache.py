@@ -839,3 +839,18 @@ def test_sharded_reads_are_kept_per_shard_and_invalidated(csc):
     finally:
         for shard in shards:
             shard.stop()
+
+
+def test_two_configurations_on_one_server_each_hear_their_invalidations(csc, server):
+    """Two aliases (two configurations, two stores) read through the same pooled
+    connections, whose tracking can redirect to one listener only: each must still
+    be told when another process changes a key it keeps."""
+    first, second = live(csc()), live(csc())
+    first.set("k", 1)
+    second.set("j", 1)
+    kept(first, server, "k")
+    kept(second, server, "j")  # (its reads may redirect the shared connections)
+    kept(first, server, "k")
+    elsewhere(server, f"SET {server_key(first, 'k')} 2", f"SET {server_key(second, 'j')} 2")
+    seen_within(lambda: first.get("k"), 2)
+    seen_within(lambda: second.get("j"), 2)

@@ -19,8 +19,8 @@ from django_valkey_fast.caching_channel import (
 from django_valkey_fast.invalidation import InvalidationListener
 from django_valkey_fast.local_store import LocalStore
 
-__all__ = ["DEFAULTS", "ClusterNodes", "LocalCache", "ServerCache", "TrackingUnsupported",
-           "local_cache_options"]
+__all__ = ["DEFAULTS", "ClusterNodes", "LocalCache", "ServerCache", "SharedListener",
+           "TrackingUnsupported", "local_cache_options"]
 
 DEFAULTS = {
     "MAX_ENTRIES": 10_000,  # replies kept per server
@@ -65,14 +65,108 @@ def local_cache_options(options: dict) -> dict | None:
     return chosen
 
 
+class SharedListener:
+    """The invalidation listener of one server (host, port, database, user), shared by
+    every configuration of the process that reads from it. Their reads share pooled
+    connections, and a connection's tracking redirects to one listener only: so there
+    is one, and each of its messages goes to every store registered here (a store
+    that does not hold a key drops nothing)."""
+
+    def __init__(self, pool, heartbeat: float, name: str):
+        self._lock = threading.Lock()
+        self._stores: tuple = ()  # (replaced, never changed in place: read without lock)
+        self._unread = None  # while the listener is connected: its unread-bytes check
+        self._proven_at: float | None = None
+        self.listener = InvalidationListener(
+            lambda: side_connection(pool), self, heartbeat=heartbeat, name=name)
+
+    def add(self, store: LocalStore, heartbeat: float) -> None:
+        """Deliver the listener's messages to ``store`` too (at least every
+        ``heartbeat`` seconds a proof)."""
+        with self._lock:
+            self._stores += (store,)
+            self.listener.heartbeat = min(self.listener.heartbeat, heartbeat)
+            if self._unread is not None:  # (connected already: the new store is empty)
+                store.connected(self._unread)
+                if self._proven_at is not None:
+                    store.proved(self._proven_at)
+
+    def remove(self, store: LocalStore) -> bool:
+        """Stop delivering to ``store``; whether no store is left."""
+        with self._lock:
+            self._stores = tuple(each for each in self._stores if each is not store)
+            return not self._stores
+
+    # -- the listener's owner callbacks (see invalidation.py) ---------------------------
+
+    def connected(self, unread) -> None:
+        """The listener is subscribed under a new client id."""
+        with self._lock:
+            self._unread, self._proven_at = unread, None
+            for store in self._stores:
+                store.connected(unread)
+
+    def disconnected(self) -> None:
+        """The listener lost its connection."""
+        with self._lock:
+            self._unread = self._proven_at = None
+            for store in self._stores:
+                store.disconnected()
+
+    def invalidate(self, keys) -> None:
+        """The server says ``keys`` changed."""
+        for store in self._stores:
+            store.invalidate(keys)
+
+    def flush(self) -> None:
+        """The server says every key may have changed (FLUSHDB, FLUSHALL)."""
+        for store in self._stores:
+            store.flush()
+
+    def proved(self, as_of: float) -> None:
+        """Everything the server sent before ``as_of`` was read."""
+        self._proven_at = as_of
+        for store in self._stores:
+            store.proved(as_of)
+
+    def after_fork(self) -> None:
+        """In a forked child: a lock of its own, not connected."""
+        self._lock = threading.Lock()
+        self._unread = self._proven_at = None
+        self.listener.after_fork()
+
+
+# Every shared listener of the process, by the server it listens to.
+_listeners: dict = {}
+_listeners_lock = threading.Lock()
+
+
+def _server_of(pool) -> tuple:
+    """What identifies a server for its listener: where it is (for Sentinel, the
+    service and whether it is the primary or a replica), the database, the user."""
+    kwargs = pool.connection_kwargs
+    where = (kwargs.get("host"), kwargs.get("port"), kwargs.get("path"),
+             getattr(pool, "service_name", None), getattr(pool, "is_master", None))
+    if where == (None,) * 5:
+        where = (id(pool),)  # (a pool of an unknown kind: a listener of its own)
+    return (*where, kwargs.get("db", 0), kwargs.get("username"))
+
+
 class ServerCache:
-    """One server's store and its invalidation listener (started on first use)."""
+    """One configuration's store for one server, and the server's shared listener
+    (started on first use)."""
 
     def __init__(self, pool, settings: dict, name: str):
         staleness = float(settings["MAX_STALENESS"])
         self.store = LocalStore(settings["MAX_ENTRIES"], settings["MAX_BYTES"], staleness)
-        self.listener = InvalidationListener(
-            lambda: side_connection(pool), self.store, heartbeat=staleness / 2, name=name)
+        self._key = _server_of(pool)
+        with _listeners_lock:
+            shared = _listeners.get(self._key)
+            if shared is None:
+                shared = _listeners[self._key] = SharedListener(pool, staleness / 2, name)
+            shared.add(self.store, staleness / 2)
+        self._shared = shared
+        self.listener = shared.listener
 
     def redirect_id(self) -> int | None:
         """The listener's client id (None until it is subscribed); starts it if needed."""
@@ -85,8 +179,12 @@ class ServerCache:
         return listener.client_id
 
     def stop(self) -> None:
-        """Stop the listener (tests, shutdown)."""
-        self.listener.stop()
+        """Stop receiving the listener's messages; the last store of a server stops its
+        listener (tests, shutdown)."""
+        with _listeners_lock:
+            if self._shared.remove(self.store) and _listeners.get(self._key) is self._shared:
+                del _listeners[self._key]
+                self.listener.stop()
 
 
 class LocalCache:
@@ -195,10 +293,13 @@ _every: weakref.WeakSet = weakref.WeakSet()
 def _forget_in_child() -> None:
     # A forked child has no listener thread, must not trust what its parent kept, and
     # gets locks of its own (a parent thread may have held one at the fork).
+    global _listeners_lock
+    _listeners_lock = threading.Lock()
+    for shared in list(_listeners.values()):
+        shared.after_fork()
     for cache in list(_every):
         cache._lock = threading.Lock()
         for server in list(cache._servers.values()):
-            server.listener.after_fork()
             server.store.after_fork()
 
 
