@@ -2,11 +2,12 @@
 
 import numbers
 import re
+from urllib.parse import urlparse
 
 from valkey.exceptions import ReadOnlyError, ResponseError
 
 __all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START", "key_text",
-           "number_like_payload", "pipeline_error", "reads_as_number", "unless_number_like"]
+           "number_like_payload", "without_password", "pipeline_error", "reads_as_number", "unless_number_like"]
 
 
 class CacheKey(str):
@@ -99,3 +100,11 @@ def pipeline_error(replies):
             return reply
     return None
 
+
+def without_password(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***`` (for messages and output)."""
+    try:
+        password = urlparse(url).password
+    except ValueError:
+        return "<a LOCATION that cannot be parsed>"
+    return url.replace(f":{password}@", ":***@", 1) if password else url

@@ -14,4 +14,5 @@ class DjangoValkeyFastConfig(AppConfig):
     verbose_name = "django-valkey-fast"
 
     def ready(self) -> None:
+        """Register the system checks."""
         from django_valkey_fast import checks  # noqa: F401 - registers the checks

@@ -45,6 +45,7 @@ READS = frozenset({
     "SDIFF", "PING", "INFO", "ROLE", "DBSIZE", "ECHO", "SCRIPT", "READONLY",
 })
 FLUSHES = frozenset({"FLUSHDB", "FLUSHALL"})
+_ANSWERED = frozenset({"GET", "EXISTS"})  # what answer_locally may answer
 # Commands whose every argument is a key, bytes included (keys a SCAN returned).
 KEYS_ONLY = frozenset({"DEL", "UNLINK"})
 
@@ -86,7 +87,7 @@ def through_stores(store: LocalStore, stores: Sequence[LocalStore],
 def answer_on_cluster(nodes, router: ClusterRouter, command: tuple):
     """``answer_locally`` on a cluster: from the store of the node serving the key's
     slot (``nodes.store_of(node)``, None before that node's first read)."""
-    if router.ready:
+    if router.ready and command[0] in _ANSWERED:
         store = nodes.store_of(router.slots[key_slot(command[1])])
         if store is not None:
             return answer_locally(store, command)

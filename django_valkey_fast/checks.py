@@ -6,8 +6,8 @@ its first request. Registered when ``"django_valkey_fast"`` is in INSTALLED_APPS
 - ``django_valkey_fast.E001``: an OPTIONS class path (``CLIENT_CLASS``, ``SERIALIZER``,
   ``COMPRESSOR``, ``CONNECTION_FACTORY``, ``CONNECTION_POOL_CLASS``,
   ``BASE_CLIENT_CLASS``, ``PARSER_CLASS``) that cannot be imported;
-- ``E002``: an optional library the options need is not installed (the hint names the
-  extra to install);
+- ``E002``: an optional library the options need (a serializer's or compressor's,
+  OpenTelemetry's, prometheus_client) is not installed (the hint names the extra);
 - ``E003``: a serializer or compressor that refuses its options;
 - ``E004``: a LOCATION with an unknown scheme, or that cannot be parsed (a malformed
   port or password part);
@@ -23,6 +23,8 @@ its first request. Registered when ``"django_valkey_fast"`` is in INSTALLED_APPS
 
 from __future__ import annotations
 
+import importlib.util
+import ssl
 from urllib.parse import parse_qs, urlparse
 
 from django.conf import settings
@@ -30,6 +32,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from django_valkey_fast._common import without_password
 from django_valkey_fast.exceptions import MissingDependency
 
 __all__ = ["check_caches", "check_caches_deploy", "our_aliases"]
@@ -78,7 +81,10 @@ def check_caches_deploy(app_configs=None, **kwargs) -> list:
     """``--deploy``: TLS LOCATIONs that do not check the server's host name."""
     messages = []
     for alias, params in our_aliases().items():
-        pool = params.get("OPTIONS", {}).get("CONNECTION_POOL_KWARGS", {})
+        options = params.get("OPTIONS", {})
+        pool = options.get("CONNECTION_POOL_KWARGS", {}) if isinstance(options, dict) else {}
+        if not isinstance(pool, dict):
+            continue  # (not a dict: the cache reports it when built)
         for url in _locations(params):
             parsed = urlparse(url)
             if parsed.scheme not in TLS_SCHEMES:
@@ -86,7 +92,10 @@ def check_caches_deploy(app_configs=None, **kwargs) -> list:
             query = {name: values[-1].lower() for name, values in parse_qs(parsed.query).items()}
             hostname = pool.get("ssl_check_hostname", query.get("ssl_check_hostname", True))
             cert_reqs = pool.get("ssl_cert_reqs", query.get("ssl_cert_reqs", "required"))
-            if hostname in (False, "false", "0") or str(cert_reqs).lower() in ("none", "0"):
+            if cert_reqs == ssl.CERT_NONE:  # (an ssl.VerifyMode, or 0)
+                cert_reqs = "none"
+            if str(hostname).lower() in ("false", "0", "no") \
+                    or str(cert_reqs).lower() in ("none", "cert_none"):
                 messages.append(checks.Warning(
                     f"Cache '{alias}' connects with TLS without checking the server's "
                     "host name or certificate: a machine in the path can pose as the server.",
@@ -148,7 +157,7 @@ def _check_locations(alias: str, params: dict) -> list:
             parsed.port  # (raises ValueError for a port that is not a number)
         except ValueError as error:
             messages.append(checks.Error(
-                f"Cache '{alias}': LOCATION '{_without_password(url)}' cannot be parsed "
+                f"Cache '{alias}': LOCATION '{without_password(url)}' cannot be parsed "
                 f"({error}).",
                 hint="valkey://[[user]:password@]host[:port][/db]; quote special "
                      "characters of a password with urllib.parse.quote.",
@@ -156,21 +165,11 @@ def _check_locations(alias: str, params: dict) -> list:
             continue
         if parsed.scheme not in SCHEMES:
             messages.append(checks.Error(
-                f"Cache '{alias}': LOCATION '{_without_password(url)}' has the scheme "
+                f"Cache '{alias}': LOCATION '{without_password(url)}' has the scheme "
                 f"'{parsed.scheme}'; known: {', '.join(SCHEMES)}.",
                 hint="valkey://host:6379/0 (TLS: valkeys://), or unix:///path/to/socket",
                 id="django_valkey_fast.E004"))
     return messages
-
-
-def _without_password(url: str) -> str:
-    try:
-        parsed = urlparse(url)
-    except ValueError:
-        return "<unparsable>"
-    if parsed.password is None:
-        return url
-    return url.replace(f":{parsed.password}@", ":***@", 1)
 
 
 def _check_timeouts(alias: str, options: dict) -> list:
@@ -211,7 +210,21 @@ def _check_options(alias: str, options: dict) -> list:
         except ImproperlyConfigured as refused:
             messages.append(checks.Error(f"Cache '{alias}': {refused}",
                                          id="django_valkey_fast.E006"))
+    for name, module, extra in (("OPENTELEMETRY", "opentelemetry", "otel"),
+                                ("PROMETHEUS", "prometheus_client", "prometheus")):
+        if options.get(name) not in (None, False) and not _installed(module):
+            messages.append(checks.Error(
+                f"Cache '{alias}': OPTIONS['{name}'] needs the '{module}' package, which "
+                "is not installed.", hint=f"pip install 'django-valkey-fast[{extra}]'",
+                id="django_valkey_fast.E002"))
     return messages
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # (a module hidden by sys.modules[name] = None)
+        return False
 
 
 def _check_pickle_sharing(alias: str, options: dict) -> list:

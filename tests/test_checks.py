@@ -5,6 +5,7 @@ fail at its first request fails at startup instead, with a hint."""
 from __future__ import annotations
 
 import importlib
+import ssl
 import sys
 
 import pytest
@@ -24,7 +25,7 @@ def ids(messages) -> list:
 
 def checked(options=None, location="valkey://127.0.0.1:6379/0", deploy=False, **params):
     caches = {"default": {"BACKEND": BACKEND, "LOCATION": location,
-                          "OPTIONS": options or {}, **params}}
+                          "OPTIONS": {} if options is None else options, **params}}
     with override_settings(CACHES=caches):
         messages = check_caches()
         if deploy:
@@ -111,6 +112,25 @@ def test_tls_without_host_name_checks_is_a_deploy_warning(kwargs, location):
     assert checked(options, location=location) == []  # (not without --deploy)
     assert ids(checked(options, location=location, deploy=True)) == [
         "django_valkey_fast.W002"]
+
+
+@pytest.mark.parametrize("cert_reqs", [ssl.CERT_NONE, 0, "none"])
+def test_every_spelling_of_no_certificate_check_is_a_deploy_warning(cert_reqs):
+    options = {"CONNECTION_POOL_KWARGS": {"ssl_cert_reqs": cert_reqs}}
+    assert ids(checked(options, location="valkeys://cache.example.com/0", deploy=True)) == [
+        "django_valkey_fast.W002"]
+
+
+def test_options_that_are_not_a_dict_are_one_error_even_with_deploy():
+    assert ids(checked("nope", deploy=True)) == ["django_valkey_fast.E006"]
+
+
+@pytest.mark.parametrize("option, library, extra", [
+    ("OPENTELEMETRY", "opentelemetry", "otel"), ("PROMETHEUS", "prometheus_client", "prometheus")])
+def test_a_missing_telemetry_library_names_the_extra(monkeypatch, option, library, extra):
+    monkeypatch.setitem(sys.modules, library, None)
+    (error,) = checked({option: True})
+    assert error.id == "django_valkey_fast.E002" and extra in error.hint
 
 
 def test_other_backends_are_not_checked():

@@ -14,7 +14,7 @@ import asyncio
 import time
 
 import pytest
-from valkey.exceptions import ConnectionError, MovedError, TimeoutError
+from valkey.exceptions import ConnectionError, MovedError, TimeoutError, TryAgainError
 
 from django_valkey_fast._slots import key_slot
 from django_valkey_fast.caching import through_cluster_stores
@@ -252,6 +252,8 @@ def test_a_primary_failover_forgets_what_the_old_primary_said(csc):
         elsewhere(promoted, f"SET {cache.make_key('k0')} 2")
         seen_within(read, 2, bound=20)
         assert cache.get_many(KEYS) == dict({key: 1 for key in KEYS}, k0=2)
+        # The dead primary serves no slot: its store and listener are gone.
+        assert f"127.0.0.1:{victim.port}" not in cache.client.local_cache_stats()
     finally:
         cluster.stop()
 
@@ -360,7 +362,42 @@ def test_writes_forget_their_keys_in_every_nodes_store():
     for node, key in ((A, "a"), (B, "b")):
         store = nodes.store_of(node)
         store.finish_read(key, store.begin_read(key), b"1", -1)
+        assert store.lookup(key) == b"1"
     plan = through_cluster_stores(router, nodes, [("SET", "a", b"2"), ("DEL", b"b")])
     next(plan)
     assert nodes.store_of(A).lookup("a") is MISSING
     assert nodes.store_of(B).lookup("b") is MISSING
+
+
+def test_each_key_keeps_its_own_ttl_whatever_its_place_in_the_pipeline():
+    """One node, three slots (one with two keys), a refused slot in the middle: each
+    kept reply expires with its own key's PTTL; the refused slot is read again and not
+    kept."""
+    router, nodes = split_router(["{t}1", "{t}2", "x", "y"], []), Nodes()
+    keys = ("{t}1", "x", "{t}2", "y")
+    plan = through_cluster_stores(router, nodes, ("MGET", *keys))
+    (pipeline,) = next(plan).values()
+    reads = [command for command in pipeline if command[0] == "MGET"]
+    assert len(reads) == 3 and [c[1] for c in pipeline if c[0] == "PTTL"] == [
+        "{t}1", "{t}2", "x", "y"]  # (slot by slot, in first-seen order)
+    ttls = {"{t}1": 10_000, "{t}2": 20_000, "x": 30_000, "y": 40_000}
+    refused = next(i for i, command in enumerate(pipeline) if command == ("MGET", "x"))
+    replies = []
+    for index, command in enumerate(pipeline):
+        if command[0] == "PTTL":
+            replies.append(ttls[command[1]])
+        elif command[0] == "MGET":
+            replies.append(TryAgainError("TRYAGAIN") if index == refused
+                           else [key.encode() for key in command[1:]])
+        else:
+            replies.append(b"OK")
+    again = plan.send({A: replies})
+    assert again == Fanout({A: [("MGET", "x")]})
+    with pytest.raises(StopIteration) as answer:
+        plan.send({A: [[b"x"]]})
+    assert answer.value.value == [b"{t}1", b"x", b"{t}2", b"y"]
+    store = nodes.store_of(A)
+    now = time.monotonic()
+    for key in ("{t}1", "{t}2", "y"):
+        assert abs(store._entries[key][1] - now - ttls[key] / 1000) < 1.0, key
+    assert store.lookup("x") is MISSING

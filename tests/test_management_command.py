@@ -68,6 +68,8 @@ def test_keys_are_streamed_and_bounded(one):
     report = as_json("keys", "listed*", "--limit", "0")
     assert sorted(report["keys"]) == sorted(f"listed{i}" for i in range(30))
     assert not report["truncated"]
+    exactly = as_json("keys", "listed*", "--limit", "30")
+    assert len(exactly["keys"]) == 30 and not exactly["truncated"]
 
 
 def test_delete_pattern_asks_first(one, monkeypatch):
@@ -78,6 +80,9 @@ def test_delete_pattern_asks_first(one, monkeypatch):
     out, _ = run("delete-pattern", "doomed*", answer="y", monkeypatch=monkeypatch)
     assert "deleted 2 key(s)" in out and one.get("doomed1") is None
     one.set("doomed3", 3)
+    monkeypatch.setattr("builtins.input", lambda question: (_ for _ in ()).throw(EOFError))
+    with pytest.raises(CommandError, match="nothing deleted"):  # (no terminal to ask)
+        call_command("valkey", "delete-pattern", "doomed*", stdout=io.StringIO())
     assert as_json("delete-pattern", "doomed*", "--yes")["deleted"] == 1
     assert one.get("kept") == 3
 

@@ -11,7 +11,6 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
-from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.cache.backends.base import get_key_func
@@ -21,7 +20,7 @@ from valkey.exceptions import ConnectionError, TimeoutError
 
 from django_valkey_fast import pool
 from django_valkey_fast._codec import Codec
-from django_valkey_fast._common import CacheKey
+from django_valkey_fast._common import CacheKey, without_password
 from django_valkey_fast.config import (
     SERVER_ERRORS, ErrorPolicy, build_codec, build_key_maker, prepared,
 )
@@ -285,7 +284,7 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         administration (``manage.py valkey``); the address never shows a password."""
         import valkey
 
-        return [(_address_of(url), valkey.Valkey(connection_pool=self._listener_pool(index)))
+        return [(without_password(url), valkey.Valkey(connection_pool=self._listener_pool(index)))
                 for index, url in enumerate(self._server)]
 
     def local_cache_stats(self) -> dict:
@@ -567,11 +566,3 @@ class DefaultClient(SyncOperationMethods, BaseClient):
 class HashClient(HashCommands, DefaultClient):  # type: ignore[misc]
     """DefaultClient whose hash commands make the hash name a cache key (see
     :mod:`django_valkey_fast.commands.hash`): django-valkey's ``HashClient``."""
-
-
-def _address_of(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``."""
-    parsed = urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@", 1)
-    return url

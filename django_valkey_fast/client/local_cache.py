@@ -145,8 +145,8 @@ def _server_of(pool) -> tuple:
     """What identifies a server for its listener: where it is (for Sentinel, the
     service and whether it is the primary or a replica), the database, the user."""
     kwargs = pool.connection_kwargs
-    where = (kwargs.get("host"), kwargs.get("port"), kwargs.get("path"),
-             getattr(pool, "service_name", None), getattr(pool, "is_master", None))
+    where: tuple = (kwargs.get("host"), kwargs.get("port"), kwargs.get("path"),
+                    getattr(pool, "service_name", None), getattr(pool, "is_master", None))
     if where == (None,) * 5:
         where = (id(pool),)  # (a pool of an unknown kind: a listener of its own)
     return (*where, kwargs.get("db", 0), kwargs.get("username"))
@@ -229,6 +229,16 @@ class LocalCache:
                 AsyncCachingChannel, inner, self.server(url, partial(pool_of, index)), self)
         return found
 
+    def forget(self, url: str) -> None:
+        """Drop server ``url``'s store (its listener stops with its last store)."""
+        with self._lock:
+            server = self._servers.pop(url, None)
+            if server is None:
+                return
+            self._stores = tuple(store for store in self._stores if store is not server.store)
+        server.stop()
+        server.store.disconnected()
+
     def stats(self) -> dict:
         """``{url: store counters}`` (hits, misses, entries, bytes, invalidations...),
         with the listener's last connection error (``listener_error``, None if none)."""
@@ -242,6 +252,10 @@ class LocalCache:
             server.store.disconnected()
 
 
+def _name(node) -> str:
+    return f"{node[0]}:{node[1]}"
+
+
 class ClusterNodes:
     """The client-side cache of a Valkey Cluster: a :class:`ServerCache` per node (in
     the configuration's ``LocalCache``, by ``host:port``), made on the first read from
@@ -251,6 +265,7 @@ class ClusterNodes:
     def __init__(self, cache: LocalCache, router, pool_of):
         self._cache = cache
         self._pool_of = pool_of  # node address -> its sync valkey-py pool
+        self._servers: dict = {}  # node address -> its ServerCache (read without a lock)
         self._stores: dict = {}  # node address -> its store (read without a lock)
         self.router = router
         router.on_change = self.flush
@@ -261,8 +276,10 @@ class ClusterNodes:
 
     def server_at(self, node) -> ServerCache:
         """The store and listener of ``node`` (made on first use)."""
-        server = self._cache.server(f"{node[0]}:{node[1]}", partial(self._pool_of, node))
-        if node not in self._stores:
+        server = self._servers.get(node)
+        if server is None:
+            server = self._cache.server(_name(node), partial(self._pool_of, node))
+            self._servers[node] = server
             self._stores[node] = server.store
         return server
 
@@ -270,9 +287,15 @@ class ClusterNodes:
         return iter(self._cache)
 
     def flush(self) -> None:
-        """Forget everything every node's store holds (the slot map changed)."""
+        """The slot map changed: forget everything every node's store holds, and the
+        stores (and listeners) of nodes that serve no slot any more."""
         for store in self:
             store.flush()
+        serving = set(self.router.primaries)
+        for node in [node for node in list(self._servers) if node not in serving]:
+            self._stores.pop(node, None)
+            self._servers.pop(node, None)
+            self._cache.forget(_name(node))
 
     def sync_channel(self, inner) -> CachingChannel:
         """A caching channel in front of ``inner``, a sync cluster channel."""

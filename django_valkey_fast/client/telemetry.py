@@ -71,11 +71,12 @@ def _flag_or_dict(options: dict, name: str, defaults: dict) -> dict | None:
 
 
 class _Record:
-    """One operation being measured."""
+    """One operation being measured, of client ``owner``."""
 
-    __slots__ = ("name", "started", "span", "token", "error")
+    __slots__ = ("owner", "name", "started", "span", "token", "error")
 
-    def __init__(self, name: str, started: float, span, token):
+    def __init__(self, owner, name: str, started: float, span, token):
+        self.owner = owner
         self.name = name
         self.started = started
         self.span = span
@@ -147,9 +148,10 @@ class Telemetry:
 
         @functools.wraps(method)
         def measured(instance, *args, **kwargs):
-            if _current.get() is not None:
-                return method(instance, *args, **kwargs)
-            record = start(name, args)
+            outer = _current.get()
+            if outer is not None and outer.owner is instance:
+                return method(instance, *args, **kwargs)  # (its own inner operation)
+            record = start(instance, name, args)
             token = _current.set(record)
             try:
                 result = method(instance, *args, **kwargs)
@@ -169,9 +171,10 @@ class Telemetry:
 
         @functools.wraps(method)
         async def measured(instance, *args, **kwargs):
-            if _current.get() is not None:
-                return await method(instance, *args, **kwargs)
-            record = start(name, args)
+            outer = _current.get()
+            if outer is not None and outer.owner is instance:
+                return await method(instance, *args, **kwargs)  # (its own inner operation)
+            record = start(instance, name, args)
             token = _current.set(record)
             try:
                 result = await method(instance, *args, **kwargs)
@@ -188,7 +191,7 @@ class Telemetry:
 
     # -- one operation ------------------------------------------------------------------
 
-    def _start(self, name: str, args) -> _Record:
+    def _start(self, owner, name: str, args) -> _Record:
         span = token = None
         if self._tracer is not None and not self._context.get_value(
                 self._context._SUPPRESS_INSTRUMENTATION_KEY):
@@ -202,7 +205,7 @@ class Telemetry:
             span = self._tracer.start_span(
                 name, kind=self._trace.SpanKind.CLIENT, attributes=attributes)
             token = self._context.attach(self._trace.set_span_in_context(span))
-        return _Record(name, time.perf_counter(), span, token)
+        return _Record(owner, name, time.perf_counter(), span, token)
 
     def _finish(self, record: _Record, method_name: str, args, kwargs, result) -> None:
         elapsed = time.perf_counter() - record.started

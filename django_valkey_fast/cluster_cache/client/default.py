@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from valkey.cluster import ValkeyCluster
+from valkey.exceptions import ConnectionError, TimeoutError
 
 from django_valkey_fast import async_channel as aio
 from django_valkey_fast.channel import channel_of_pool
@@ -156,7 +157,17 @@ class DefaultClusterClient(DefaultClient):
         administration (``manage.py valkey``)."""
         import valkey
 
-        nodes = valkey.Valkey(connection_pool=self._seed_pool).execute_command("CLUSTER NODES")
+        nodes = None
+        for seed in self._router.candidates():  # (the first that answers)
+            pool = self.connection_factory.node_pool(self._seed_pool, *seed)
+            try:
+                nodes = valkey.Valkey(connection_pool=pool).execute_command("CLUSTER NODES")
+                break
+            except (ConnectionError, TimeoutError):
+                continue
+        if nodes is None:
+            nodes = valkey.Valkey(connection_pool=self._seed_pool).execute_command(
+                "CLUSTER NODES")  # (its error is the one to report)
         found = []
         for address, node in nodes.items():
             host, _, port = address.rpartition(":")

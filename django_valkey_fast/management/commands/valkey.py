@@ -51,6 +51,7 @@ class Command(BaseCommand):
     help = "Ping, inspect and clean the caches of django-valkey-fast."
 
     def add_arguments(self, parser) -> None:
+        """The subcommands and their options."""
         subcommands = parser.add_subparsers(dest="subcommand", required=True)
         for name, text in (("ping", "every server of every alias, with its latency"),
                            ("info", "version, role, memory, clients and keys per server"),
@@ -76,6 +77,7 @@ class Command(BaseCommand):
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     def handle(self, *args, **options) -> None:
+        """Run the subcommand; print JSON with ``--json``; fail if a server did not answer."""
         subcommand = options["subcommand"]
         result = getattr(self, "_" + subcommand.replace("-", "_"))(options)
         if options["json"]:
@@ -181,15 +183,19 @@ class Command(BaseCommand):
         (alias,) = self._aliases(options)
         cache: Any = caches[alias]
         limit = options["limit"]
+        # (one key more than shown: whether there are more than --limit)
         found = _settle(self._collect(cache.iter_keys(options["pattern"],
-                                                      version=options["key_version"]), limit))
+                                                      version=options["key_version"]),
+                                      limit + 1 if limit else 0))
+        truncated = bool(limit and len(found) > limit)
+        if truncated:
+            found = found[:limit]
         if not options["json"]:
             for key in found:
                 self.stdout.write(_text(key))
-            if limit and len(found) == limit:
+            if truncated:
                 self.stderr.write(f"(stopped at --limit {limit})")
-        return {"alias": alias, "keys": [_text(key) for key in found],
-                "truncated": bool(limit and len(found) == limit)}
+        return {"alias": alias, "keys": [_text(key) for key in found], "truncated": truncated}
 
     @staticmethod
     def _collect(keys, limit: int):
@@ -214,7 +220,10 @@ class Command(BaseCommand):
     def _confirmed(self, options, question: str) -> bool:
         if options["yes"]:
             return True
-        answer = input(f"{question} [y/N] ")
+        try:
+            answer = input(f"{question} [y/N] ")
+        except EOFError:  # (no terminal: scripts say --yes)
+            return False
         return answer.strip().lower() in ("y", "yes")
 
     def _delete_pattern(self, options) -> dict:
