@@ -17,21 +17,25 @@ back as they are, and ``incr``/``decr`` stay atomic in the server.
 
 from __future__ import annotations
 
+import math
 import random
 import sys
+import threading
 import time
 import types
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.exceptions import ImproperlyConfigured
 
 from django_valkey_fast.operations import (
     Operations, Plan, PlanHost, Timeout, operation, seconds_number,
 )
 
-__all__ = ["HerdHost", "HerdOperations", "Marker"]
+__all__ = ["EarlyRecompute", "HerdHost", "HerdOperations", "Marker", "early_recompute_for"]
 
 
 def _marker_class():
@@ -66,6 +70,61 @@ def _stale(seconds_past: float, herd_timeout: int) -> bool:
     if seconds_past >= herd_timeout:
         return True
     return seconds_past + random.randint(1, herd_timeout) >= herd_timeout
+
+
+class EarlyRecompute:
+    """Probabilistic early recomputation for the herd clients' ``get_or_set`` (the
+    XFetch rule of Vattani, Chierichetti and Lowenstein, "Optimal Probabilistic Cache
+    Stampede Prevention", VLDB 2015).
+
+    A reader of a value due for refresh at ``refresh_at`` recomputes it now when
+    ``now - delta * beta * ln(U) >= refresh_at`` (``U`` uniform in (0, 1]), where
+    ``delta`` is how long computing it took last time: the probability grows as the
+    refresh time nears, sooner for values slow to compute, so one reader usually
+    refreshes a hot value before it is due while the others are served the current
+    one. ``beta`` above 1 favours earlier refreshes. ``delta`` is learned per key in
+    this process, by every client alike (the stored format stays django-valkey's,
+    which has no place for it): until a process has computed a key once, its readers
+    do not refresh early.
+    """
+
+    MAX_KEYS = 10_000  # durations remembered (least recently computed forgotten first)
+    _shared: OrderedDict = OrderedDict()  # server key -> seconds its last computation took
+    _shared_lock = threading.Lock()
+
+    def __init__(self, beta: float, random_number=random.random,
+                 durations: OrderedDict | None = None):
+        self.beta = beta
+        self._random = random_number
+        self._durations = EarlyRecompute._shared if durations is None else durations
+        self._lock = EarlyRecompute._shared_lock if durations is None else threading.Lock()
+
+    def due(self, key: str, refresh_at: float | None, now: float) -> bool:
+        """Whether this reader recomputes ``key``'s value now, before ``refresh_at``."""
+        delta = self._durations.get(key)
+        if delta is None or refresh_at is None:
+            return False
+        return now - delta * self.beta * math.log(1.0 - self._random()) >= refresh_at
+
+    def computed(self, key: str, seconds: float) -> None:
+        """Computing ``key``'s value took ``seconds``."""
+        with self._lock:
+            self._durations[key] = seconds
+            self._durations.move_to_end(key)
+            while len(self._durations) > self.MAX_KEYS:
+                self._durations.popitem(last=False)
+
+
+def early_recompute_for(options: dict) -> EarlyRecompute | None:
+    """``OPTIONS["EARLY_RECOMPUTE_BETA"]`` (a number above 0; 1 is the usual choice)
+    as an EarlyRecompute, or None when it is not set (off)."""
+    beta = options.get("EARLY_RECOMPUTE_BETA")
+    if beta is None or beta is False:
+        return None
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 < beta <= 100:
+        raise ImproperlyConfigured(
+            f"OPTIONS['EARLY_RECOMPUTE_BETA'] is a number in (0, 100], not {beta!r}")
+    return EarlyRecompute(float(beta))
 
 
 class HerdHost(PlanHost):
@@ -124,6 +183,20 @@ class HerdOperations(HerdHost, Operations):
             return default
         value, stale = self._unpack(value)
         return default if stale else value
+
+    @operation(write=False, fallback=lambda bound: (bound.get("default"), None))
+    def _get_refresh_at(self, key: Any, default: Any = None,
+                        version: int | None = None) -> Plan[tuple]:
+        """``(get's answer, when the value is due for its refresh)``: the refresh time
+        (a ``time.time()``) of a herd-packed value, None for any other."""
+        stored = yield from Operations.get(self, key, _MISSING, version)
+        if stored is _MISSING:
+            return default, None
+        value, stale = self._unpack(stored)
+        if stale:
+            return default, None
+        refresh_at = stored[2] if type(stored) is tuple and len(stored) == 3 else None
+        return value, refresh_at
 
     @operation(write=True, fallback=False)
     def set(self, key: Any, value: Any, timeout: Timeout = DEFAULT_TIMEOUT,

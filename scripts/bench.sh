@@ -6,6 +6,7 @@
 #   bash scripts/bench.sh --instructions  client instructions per call (valgrind's callgrind)
 #   bash scripts/bench.sh --local    the client-side cache: hot keys, a 90/10 mix with a writer
 #   bash scripts/bench.sh --telemetry  what OPENTELEMETRY and PROMETHEUS cost per call
+#   bash scripts/bench.sh --herd     a hot key expiring under load: computations saved
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh test
@@ -15,6 +16,9 @@ if [ "${1:-}" = "--async" ]; then
 elif [ "${1:-}" = "--local" ]; then
     shift
     .venv/bin/python bench/run_local.py "$@"
+elif [ "${1:-}" = "--herd" ]; then
+    shift
+    .venv/bin/python bench/run_herd.py "$@"
 elif [ "${1:-}" = "--telemetry" ]; then
     shift
     .venv/bin/python bench/run_telemetry.py "$@"

@@ -3,6 +3,7 @@
 import asyncio
 import threading
 import time
+from collections import OrderedDict
 
 import pytest
 from django.test import override_settings
@@ -158,3 +159,89 @@ print("ok")
 
     peer = PeerCache(server.url, {"OPTIONS": {"CLIENT_CLASS": "django_valkey.client.HerdClient"}})
     assert peer.get("shim") == {"made": "without django-valkey"}
+
+
+# -- early recomputation (XFetch) ------------------------------------------------------
+
+
+def test_early_recompute_follows_the_xfetch_distribution():
+    """Seeded: the share of readers that recompute ``gap`` seconds before the refresh
+    time is exp(-gap / (delta * beta)), for a value that took ``delta`` to compute;
+    nothing is recomputed early before a duration is known or without a refresh time."""
+    import math
+    import random
+
+    from django_valkey_fast.herd import EarlyRecompute
+
+    for beta in (1.0, 2.0):
+        early = EarlyRecompute(beta, random.Random(1234).random, durations=OrderedDict())
+        assert not early.due("k", 100.0, 99.9)  # (never computed here: no delta)
+        early.computed("k", 0.5)
+        assert not early.due("k", None, 99.9)  # (not a herd-packed value)
+        for gap in (0.05, 0.25, 0.5, 1.0, 2.0):
+            draws = 20_000
+            share = sum(early.due("k", 100.0, 100.0 - gap) for _ in range(draws)) / draws
+            expected = math.exp(-gap / (0.5 * beta))
+            assert abs(share - expected) < 0.012, (beta, gap, share, expected)
+        assert early.due("k", 100.0, 100.0)  # (at the refresh time: always)
+
+
+def test_early_recompute_durations_are_bounded():
+    from django_valkey_fast.herd import EarlyRecompute
+
+    early = EarlyRecompute(1.0, durations=OrderedDict())
+    for index in range(EarlyRecompute.MAX_KEYS + 10):
+        early.computed(f"k{index}", 0.1)
+    assert len(early._durations) == EarlyRecompute.MAX_KEYS
+    assert "k0" not in early._durations and f"k{EarlyRecompute.MAX_KEYS + 9}" in early._durations
+
+
+@pytest.mark.parametrize("backend, options", [(ValkeyCache, HERD), (AsyncValkeyCache, ASYNC_HERD)])
+def test_a_reader_refreshes_early_while_the_value_is_still_served(server, backend, options):
+    """A value read near its refresh time (the random draw forced) is recomputed and
+    stored by that reader, in the herd format; a reader that finds the refresh under
+    way is served the current value at once; with the option off, never early."""
+    import random
+
+    cache = backend(server.url, {"KEY_PREFIX": f"early{time.monotonic_ns()}",
+                                 "OPTIONS": dict(options, EARLY_RECOMPUTE_BETA=1.0)})
+    calls = []
+
+    def compute():  # (a str: numbers are stored raw, with no refresh time to be early for)
+        calls.append(1)
+        return f"v{len(calls)}"
+
+    async def run(call):
+        return await call
+
+    def settle(value):
+        return asyncio.run(run(value)) if asyncio.iscoroutine(value) else value
+
+    get_or_set = cache.get_or_set
+    assert settle(get_or_set("hot", compute, 100)) == "v1"
+    early = cache.client._early
+    early._random = lambda: 0.0  # (-ln(1) = 0: not early while the refresh is 100 s away)
+    assert settle(get_or_set("hot", compute, 100)) == "v1" and calls == [1]
+    early.computed(cache.make_key("hot"), 10.0)  # (as if computing it took 10 s)
+    early._random = lambda: 1.0 - 1e-6  # (10 s * -ln(1e-6) = 138 s: the refresh is due)
+    assert settle(get_or_set("hot", compute, 100)) == "v2"  # this reader refreshed it
+    assert settle(cache.get("hot")) == "v2"  # stored, for every reader
+    raw = __import__("valkey").Valkey.from_url(server.url)
+    assert b"django_valkey.base_client" in raw.get(cache.make_key("hot"))  # the herd format
+    if backend is ValkeyCache:
+        from django_valkey_fast.client.herd import SingleFlight
+
+        lock = SingleFlight.lock_for(cache.make_key("hot"))
+        with lock:  # another caller is refreshing it: served the current value, no wait
+            assert get_or_set("hot", compute, 100) == "v2" and calls == [1, 1]
+    off = backend(server.url, {"KEY_PREFIX": cache.key_prefix, "OPTIONS": dict(options)})
+    assert off.client._early is None
+    assert settle(off.get_or_set("hot", compute, 100)) == "v2" and len(calls) == 2
+
+
+@pytest.mark.parametrize("beta", [0, -1, "1", True])
+def test_a_bad_beta_is_a_clear_error(server, beta):
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="EARLY_RECOMPUTE_BETA"):
+        ValkeyCache(server.url, {"OPTIONS": dict(HERD, EARLY_RECOMPUTE_BETA=beta)}).get("k")
