@@ -10,24 +10,17 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh test
-if [ "${1:-}" = "--async" ]; then
-    shift
-    .venv/bin/python bench/run_async.py "$@"
-elif [ "${1:-}" = "--local" ]; then
-    shift
-    .venv/bin/python bench/run_local.py "$@"
-elif [ "${1:-}" = "--herd" ]; then
-    shift
-    .venv/bin/python bench/run_herd.py "$@"
-elif [ "${1:-}" = "--telemetry" ]; then
-    shift
-    .venv/bin/python bench/run_telemetry.py "$@"
-elif [ "${1:-}" = "--instructions" ]; then
-    shift
-    if ! command -v valgrind >/dev/null; then
-        apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
-    fi
-    .venv/bin/python bench/instructions.py "$@"
-else
-    .venv/bin/python bench/run.py "$@"
-fi
+script=bench/run.py
+case "${1:-}" in
+    --async) script=bench/run_async.py ;;
+    --local) script=bench/run_local.py ;;
+    --herd) script=bench/run_herd.py ;;
+    --telemetry) script=bench/run_telemetry.py ;;
+    --instructions)
+        script=bench/instructions.py
+        if ! command -v valgrind >/dev/null; then
+            apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+        fi ;;
+esac
+[ "$script" = bench/run.py ] || shift
+.venv/bin/python "$script" "$@"
