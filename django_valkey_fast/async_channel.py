@@ -284,7 +284,8 @@ async def _open_connection(loop, params: dict, host, port) -> "RespConnection":
 
 
 async def _handshake(connection: "RespConnection", params: dict) -> None:
-    """AUTH, SELECT and CLIENT SETNAME, pipelined; an error reply is raised."""
+    """AUTH, SELECT, CLIENT SETNAME and READONLY (``readonly``), pipelined; an error
+    reply is raised."""
     handshake: list[tuple] = []
     if params.get("password"):
         if params.get("username"):
@@ -295,6 +296,8 @@ async def _handshake(connection: "RespConnection", params: dict) -> None:
         handshake.append(("SELECT", params["db"]))
     if params.get("client_name"):
         handshake.append(("CLIENT", "SETNAME", params["client_name"]))
+    if params.get("readonly"):  # (a cluster read from replicas)
+        handshake.append(("READONLY",))
     if handshake:
         replies = await connection.send(pack_commands(handshake), len(handshake), True)
         for reply in replies:

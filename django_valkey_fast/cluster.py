@@ -12,6 +12,8 @@ over, without ever running a part of a write twice.
 
 from __future__ import annotations
 
+import itertools
+
 from valkey.exceptions import (
     AskError, ClusterDownError, ConnectionError, MovedError, TryAgainError,
 )
@@ -20,11 +22,11 @@ from django_valkey_fast._slots import (
     SLOTS, group_parts, key_slot, place_values, split_keys, take_replies,
 )
 from django_valkey_fast.operations import Fanout, Pause
-from django_valkey_fast.retry import may_resend
+from django_valkey_fast.retry import may_resend, reads_only
 from django_valkey_fast.sharding import Router
 
-__all__ = ["ClusterRouter", "cluster_plan", "read_many_on_cluster", "refresh_slots",
-           "run_on_cluster"]
+__all__ = ["ClusterRouter", "cluster_plan", "pipeline_plan", "read_many_on_cluster",
+           "refresh_slots", "run_on_cluster"]
 
 ATTEMPTS = 12  # with the backoff below, about 12 s: a failover's worth
 _is_exception = Exception.__instancecheck__
@@ -36,14 +38,21 @@ def _address(host, port):
 
 
 class ClusterRouter(Router):
-    """The slot map of one cluster; places are slots."""
+    """The slot map of one cluster; places are slots.
 
-    def __init__(self, seeds):
-        self.nodes = []
+    With ``read_from_replicas`` (valkey-py's option of the same name), read-only
+    commands follow ``read_slots()``: tables that give each slot, call after call, its
+    primary and each of its replicas in turn (valkey-py's round robin)."""
+
+    def __init__(self, seeds, read_from_replicas: bool = False):
+        self.nodes: list = []
         self.seeds = [tuple(seed) for seed in seeds]
         self.slots: list = [None] * SLOTS
         self.primaries: list = []
         self.ready = False
+        self.read_from_replicas = read_from_replicas
+        self.read_tables: list = [self.slots]
+        self._turn = itertools.count()
         # Called (no argument) after the map changed a slot's node, before the plan that
         # learned it goes on: the client-side cache forgets what it kept per node.
         self.on_change = None
@@ -79,17 +88,44 @@ class ClusterRouter(Router):
                 seen.append(node)
         return seen
 
+    def read_slots(self) -> list:
+        """The slot map a read-only command follows (see the class)."""
+        tables = self.read_tables
+        if len(tables) == 1:
+            return tables[0]
+        return tables[next(self._turn) % len(tables)]
+
+    def replica_failed(self, node) -> None:
+        """A read on ``node`` failed: until the next refresh, its slots' reads go to
+        their primaries instead (a refresh that still lists it tries it again)."""
+        slots = self.slots
+        self.read_tables = [self.read_tables[0]] + [
+            [primary if each == node else each for each, primary in zip(table, slots)]
+            for table in self.read_tables[1:]]
+
     def apply_slots(self, reply) -> None:
         """Take a ``CLUSTER SLOTS`` reply as the new slot map."""
         slots = [None] * SLOTS
         primaries = set()
+        shards = []
         for entry in reply:
             start, end, primary = int(entry[0]), int(entry[1]), entry[2]
             node = _address(primary[0], primary[1])
             primaries.add(node)
             slots[start:end + 1] = [node] * (end - start + 1)
+            shards.append((start, end, [node] + [_address(replica[0], replica[1])
+                                                 for replica in entry[3:]]))
+        read_tables = [slots]
+        if self.read_from_replicas:
+            width = max((len(nodes) for _, _, nodes in shards), default=1)
+            read_tables = [slots] + [[None] * SLOTS for _ in range(width - 1)]
+            for start, end, nodes in shards:
+                for turn in range(1, width):
+                    read_tables[turn][start:end + 1] = [nodes[turn % len(nodes)]] * (
+                        end - start + 1)
         changed = self.ready and slots != self.slots
         self.slots, self.primaries, self.ready = slots, sorted(primaries), True
+        self.read_tables = read_tables
         if changed and self.on_change is not None:
             self.on_change()
 
@@ -97,6 +133,8 @@ class ClusterRouter(Router):
         """Record a MOVED redirection."""
         node = _address(error.host, error.port)
         changed = self.slots[error.slot_id] != node
+        for table in self.read_tables:  # (its replicas are learned at the next refresh)
+            table[error.slot_id] = node
         self.slots[error.slot_id] = node
         if node not in self.primaries:
             self.primaries.append(node)
@@ -104,7 +142,7 @@ class ClusterRouter(Router):
             self.on_change()
 
 
-def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
+def run_on_cluster(router: ClusterRouter, commands, pipeline: bool, replicas: bool = False):
     """Plan: run a command (or a pipeline) on the cluster; return its reply (or replies).
 
     Each command is split by slot into parts, and each part runs at most once: a part
@@ -113,6 +151,8 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
     node fails, the parts that other nodes already ran are kept, not run again; a
     written write whose node failed raises. The ``Fanout`` step's answer maps each node
     to its replies, or to the ``ConnectionError``/``TimeoutError`` its connection met.
+    With ``replicas`` (read-only commands, ``read_from_replicas``), parts go where
+    ``router.read_slots()`` says until a node fails; then to the primaries.
     """
     if not router.ready:
         yield from refresh_slots(router)
@@ -130,7 +170,8 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
             yield Pause(0.1 * (attempt + 1))
             yield from refresh_slots(router)
         try:
-            per_node = group_parts(router.slots, todo, asking)
+            per_node = group_parts(router.read_slots() if replicas else router.slots,
+                                   todo, asking)
         except LookupError as unserved:
             if type(unserved) is not LookupError:  # (group_parts' own: a slot nobody serves)
                 raise
@@ -144,6 +185,9 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
                 if not may_resend(replies, [command for number, command in zip(numbers, sent)
                                             if number is not None]):
                     raise replies
+                if replicas and node not in router.primaries:
+                    router.replica_failed(node)  # (its reads go to the primaries now:
+                    continue                     # no pause, no refresh for a replica)
                 error = replies
                 continue
             for number, reply in take_replies(numbers, replies, replies_of, todo):
@@ -168,13 +212,22 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool):
 
 def cluster_plan(router: ClusterRouter, command):
     """The plan that runs one command on the cluster: ``read_many_on_cluster`` for an
-    MGET of several keys, ``run_on_cluster`` for anything else."""
+    MGET of several keys, ``run_on_cluster`` for anything else; read-only commands on
+    replicas too with ``read_from_replicas``."""
+    replicas = router.read_from_replicas and reads_only([command])
     if command[0] == "MGET" and len(command) > 2:
-        return read_many_on_cluster(router, command)
-    return run_on_cluster(router, [command], False)
+        return read_many_on_cluster(router, command, replicas)
+    return run_on_cluster(router, [command], False, replicas)
 
 
-def read_many_on_cluster(router: ClusterRouter, command):
+def pipeline_plan(router: ClusterRouter, commands):
+    """The plan that runs a pipeline on the cluster (on replicas too when every command
+    only reads and ``read_from_replicas`` is on)."""
+    return run_on_cluster(router, commands, True,
+                          router.read_from_replicas and reads_only(commands))
+
+
+def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False):
     """Plan: an MGET whose keys span slots (``get_many``), the common case made cheap:
     each slot's MGET goes to its node, every node at once, and each reply is put at
     its keys' places directly. Only the parts that come back redirected (MOVED, ASK),
@@ -186,7 +239,7 @@ def read_many_on_cluster(router: ClusterRouter, command):
     if spots is None:
         return (yield from run_on_cluster(router, [command], False))
     try:
-        per_node = group_parts(router.slots, parts, None)
+        per_node = group_parts(router.read_slots() if replicas else router.slots, parts, None)
     except LookupError:  # a slot no known node serves: the general plan refreshes
         return (yield from run_on_cluster(router, [command], False))
     results = yield Fanout({node: sent for node, (_, sent) in per_node.items()})
@@ -197,6 +250,8 @@ def read_many_on_cluster(router: ClusterRouter, command):
         if isinstance(replies, BaseException):  # the node's connection failed
             if not may_resend(replies, sent):  # (a timeout is not waited out twice)
                 raise replies
+            if replicas and node not in router.primaries:
+                router.replica_failed(node)  # (read again below, from the primaries)
             again.extend(indices)
         else:
             for error in filter(_is_exception, replies):  # (the scan in C)

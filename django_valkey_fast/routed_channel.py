@@ -16,7 +16,7 @@ import asyncio
 from valkey.exceptions import ConnectionError, TimeoutError
 
 from django_valkey_fast._drive import run_plan
-from django_valkey_fast.cluster import cluster_plan, run_on_cluster
+from django_valkey_fast.cluster import cluster_plan, pipeline_plan
 from django_valkey_fast.plan_methods import arun_plan
 
 __all__ = ["AsyncClusterChannel", "AsyncNodes", "AsyncShardChannel", "ClusterChannel",
@@ -141,7 +141,7 @@ class ClusterChannel(SyncNodes):
 
     def pipeline(self, commands):
         """Run commands on the cluster; their replies, error replies as values."""
-        return run_plan(run_on_cluster(self.router, commands, True), self)
+        return run_plan(pipeline_plan(self.router, commands), self)
 
 
 class AsyncClusterChannel(AsyncNodes):
@@ -157,4 +157,4 @@ class AsyncClusterChannel(AsyncNodes):
 
     async def pipeline(self, commands):
         """Run commands on the cluster; their replies, error replies as values."""
-        return await arun_plan(run_on_cluster(self.router, commands, True), self)
+        return await arun_plan(pipeline_plan(self.router, commands), self)

@@ -1,6 +1,7 @@
 """Valkey Cluster: a real 6-node cluster (3 primaries, 3 replicas) started here."""
 
 import asyncio
+import time
 
 import pytest
 from django_valkey.cluster_cache.cache import ClusterValkeyCache as PeerClusterCache
@@ -382,3 +383,97 @@ def test_ask_inside_a_multi_node_pipeline_runs_each_command_once(cluster, cache,
         for primary in cluster.primaries:
             primary.command(f"CLUSTER SETSLOT {slot} NODE {cluster.node_id(target)}")
     assert cache.get_many(list(data)) == data
+
+
+REPLICA_READS = {"OPTIONS": {"BASE_CLIENT_KWARGS": {"read_from_replicas": True}}}
+
+
+def _replicas_listed(cluster) -> None:
+    """Wait until the seed's CLUSTER SLOTS names a replica for every range (a new
+    cluster's gossip may not have told it yet; the slot map is learned from it)."""
+    import valkey
+
+    seed = valkey.Valkey(port=cluster.nodes[0].port)
+    deadline = time.monotonic() + 15
+    while not all(len(entry) >= 4 for entry in seed.execute_command("CLUSTER SLOTS")):
+        assert time.monotonic() < deadline, "the replicas were never listed"
+        time.sleep(0.05)
+    seed.close()
+
+
+def _on_replicas(cluster, cache, data) -> None:
+    """Wait until every replica has ``data`` (replication is asynchronous)."""
+    deadline = time.monotonic() + 10
+    for key in data:
+        made = cache.make_key(key)
+        for replica in cluster.nodes[3:]:
+            while True:
+                reply = replica.command("READONLY", f"EXISTS {made}")[1]
+                if reply in (":1", "-MOVED") or reply.startswith("-MOVED"):
+                    break
+                assert time.monotonic() < deadline, f"{made} never reached {replica.port}"
+                time.sleep(0.02)
+
+
+def test_reads_from_replicas_with_valkey_pys_option(cluster):
+    """BASE_CLIENT_KWARGS={"read_from_replicas": True}, as django-valkey passes it to
+    valkey-py: reads go to each slot's primary and replicas in turn (replicas under
+    READONLY), sync and async; the values are the ones written."""
+    _replicas_listed(cluster)
+    cache = ClusterValkeyCache(cluster.url, dict(REPLICA_READS, KEY_PREFIX="replica-reads"))
+    data = {f"r{i}": {"i": i} for i in range(30)}
+    cache.set_many(data, timeout=100)
+    _on_replicas(cluster, cache, data)
+    replicas = cluster.nodes[3:]
+    before = _calls(replicas, "get") + _calls(replicas, "mget")
+    for _ in range(3):
+        assert cache.get_many(list(data)) == data
+        assert all(cache.get(key) == value for key, value in data.items())
+    sync_reads = _calls(replicas, "get") + _calls(replicas, "mget") - before
+    assert sync_reads >= 30  # (about half of the reads: primary, replica, primary...)
+
+    async def async_side():
+        for _ in range(3):
+            assert await cache.aget_many(list(data)) == data
+            for key, value in data.items():
+                assert await cache.aget(key) == value
+
+    asyncio.run(async_side())
+    assert _calls(replicas, "get") + _calls(replicas, "mget") - before - sync_reads >= 30
+    plain = ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "replica-reads"})
+    before = _calls(replicas, "get") + _calls(replicas, "mget")
+    assert plain.get_many(list(data)) == data and plain.get("r1") == {"i": 1}
+    assert _calls(replicas, "get") + _calls(replicas, "mget") == before  # (off by default)
+
+
+def test_a_dead_replica_costs_reads_nothing():
+    """A replica SIGKILLed under reads from replicas: its slots are read from their
+    primary, no read error reaches the caller, sync and async."""
+    cluster = Cluster()
+    try:
+        _replicas_listed(cluster)
+        cache = ClusterValkeyCache(cluster.url, dict(
+            REPLICA_READS, OPTIONS=dict(REPLICA_READS["OPTIONS"], SOCKET_TIMEOUT=1)))
+        data = {f"d{i}": i * 10 for i in range(40)}
+        cache.set_many(data, timeout=100)
+        _on_replicas(cluster, cache, data)
+        assert cache.get_many(list(data)) == data
+        dead = ("127.0.0.1", cluster.nodes[3].port)
+        router = cache.client._router
+        assert any(dead in table for table in router.read_tables)
+        cluster.nodes[3].kill()
+        for _ in range(5):
+            assert cache.get_many(list(data)) == data
+            assert all(cache.get(key) == value for key, value in data.items())
+        # Its slots are read from their primary now, with no pause to wait out per read.
+        assert not any(dead in table for table in router.read_tables)
+
+        async def async_side():
+            for _ in range(5):
+                assert await cache.aget_many(list(data)) == data
+                for key, value in data.items():
+                    assert await cache.aget(key) == value
+
+        asyncio.run(async_side())
+    finally:
+        cluster.stop()

@@ -308,3 +308,27 @@ def test_read_many_reads_a_failed_node_again_but_never_a_timed_out_one():
     with pytest.raises(TimeoutError):
         cluster.drive(read_many_on_cluster(router(), ("MGET", a, b, c)))
     assert [node for node, _ in cluster.ran].count(B) == 1
+
+
+def test_reads_from_replicas_take_turns_and_leave_a_failed_replica_at_once():
+    """read_from_replicas: a read goes to the slot's primary and its replica in turn;
+    a replica that fails sends the read to the primary at once (no pause, no slot map
+    refresh), and later reads of its slots too; writes always go to the primary."""
+    from django_valkey_fast.cluster import cluster_plan
+    from django_valkey_fast.operations import Fanout, Pause
+
+    replica = ("127.0.0.1", 7100)
+    router = ClusterRouter([A], read_from_replicas=True)
+    router.apply_slots([[0, 16383, [b"127.0.0.1", 7000], [b"127.0.0.1", 7100]]])
+    assert {tuple(cluster_plan(router, ("GET", "k")).__next__()) for _ in range(2)} == {
+        (A,), (replica,)}
+    assert next(cluster_plan(router, ("SET", "k", b"v"))) == Fanout({A: [("SET", "k", b"v")]})
+    while True:  # (the read whose turn is the replica's)
+        plan = cluster_plan(router, ("GET", "k"))
+        step = next(plan)
+        if list(step) == [replica]:
+            break
+    again = plan.send({replica: ConnectionError("refused")})
+    assert not isinstance(again, Pause) and again == Fanout({A: [("GET", "k")]})
+    for _ in range(3):
+        assert list(next(cluster_plan(router, ("GET", "k")))) == [A]

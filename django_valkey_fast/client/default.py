@@ -361,7 +361,8 @@ class BaseClient(AsyncOperationMethods, PlanHost):
         client = getattr(channel, "valkey_client", None)
         if client is None:
             params = {k: v for k, v in channel.params.items()
-                      if k not in ("unix", "ssl", "cluster", "sentinel", "connection_pool")}
+                      if k not in ("unix", "ssl", "cluster", "readonly", "sentinel",
+                                   "connection_pool")}
             sentinel = channel.params.get("sentinel")
             if sentinel is not None:
                 client = channel.valkey_client = _sentinel_managed_client(sentinel, params)

@@ -29,6 +29,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
+def _connect_readonly(connection) -> None:
+    """valkey-py's handshake, then READONLY (a replica then serves its primary's slots)."""
+    connection.on_connect()
+    connection.send_command("READONLY")
+    connection.read_response()  # (an error reply is raised: the connection is closed)
+
+
 class ClusterConnectionFactory(ConnectionFactory):
     """Builds ``ValkeyCluster`` clients, and the per-node pools the cache runs on."""
 
@@ -59,11 +66,12 @@ class ClusterConnectionFactory(ConnectionFactory):
         """A pool for the seed URL: its settings are every node's settings."""
         return self.get_or_create_connection_pool(self.make_connection_params(url))
 
-    def node_pool(self, seed_pool, host: str, port: int):
-        """The process-wide pool of node ``host:port``."""
+    def node_pool(self, seed_pool, host: str, port: int, readonly: bool = False):
+        """The process-wide pool of node ``host:port`` (whose connections send
+        ``READONLY`` once connected, with ``readonly``: reads from replicas)."""
         from valkey.cluster import ClusterParser
 
-        key = (id(seed_pool), host, port)
+        key = (id(seed_pool), host, port, readonly)
         pool = _node_pools.get(key)
         if pool is None:
             with _node_pools_lock:
@@ -71,6 +79,8 @@ class ClusterConnectionFactory(ConnectionFactory):
                 if pool is None:
                     kwargs = dict(seed_pool.connection_kwargs, host=host, port=port,
                                   parser_class=ClusterParser)
+                    if readonly:
+                        kwargs["valkey_connect_func"] = _connect_readonly
                     pool = _node_pools[key] = type(seed_pool)(
                         connection_class=seed_pool.connection_class, **kwargs)
         return pool

@@ -57,8 +57,11 @@ class DefaultClusterClient(DefaultClient):
         """What every client of this configuration shares: the slot map, the seed pool,
         the sync node channels, the asyncio cluster channel per event loop, and the
         client-side cache's nodes (None when it is off)."""
+        base_kwargs = self._options.get("BASE_CLIENT_KWARGS") or {}
+        read_from_replicas = bool(base_kwargs.get("read_from_replicas"))
+
         def build():
-            router = ClusterRouter(seeds)
+            router = ClusterRouter(seeds, read_from_replicas)
             seed_pool = self.connection_factory.seed_pool(self._server[0])
             nodes = None
             if self._local_cache is not None:
@@ -262,7 +265,8 @@ class DefaultClusterClient(DefaultClient):
         channel = self._node_channels.get(node)
         if channel is None:
             channel = self._node_channels[node] = channel_of_pool(
-                self.connection_factory.node_pool(self._seed_pool, *node))
+                self.connection_factory.node_pool(self._seed_pool, *node,
+                                                  readonly=self._router.read_from_replicas))
         return channel
 
     def _channel(self, write):
@@ -271,8 +275,9 @@ class DefaultClusterClient(DefaultClient):
     def _aio_state(self, loop):
         """Per event loop: the cluster channel, with its channel to each node."""
         seed = aio.connection_params(self._seed_pool)
+        readonly = self._router.read_from_replicas
         return self._async_cluster_channel(self._router, lambda node: aio.channel_for(
-            dict(seed, host=node[0], port=node[1], cluster=True), loop))
+            dict(seed, host=node[0], port=node[1], cluster=True, readonly=readonly), loop))
 
     def _achannel(self, write):
         return self._aio.get()
