@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 
 from valkey.exceptions import (
-    AskError, ClusterDownError, ConnectionError, MovedError, TryAgainError,
+    AskError, ClusterDownError, ConnectionError, MasterDownError, MovedError, TryAgainError,
 )
 
 from django_valkey_fast._slots import (
@@ -195,6 +195,11 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool, replicas: bo
                     router.moved(reply)
                 elif isinstance(reply, AskError):
                     asking[number] = _address(reply.host, reply.port)
+                elif replicas and isinstance(reply, MasterDownError) \
+                        and node not in router.primaries:
+                    # A replica that lost its primary and serves no stale data: its
+                    # reads go to the primaries, at once.
+                    router.replica_failed(node)
                 elif isinstance(reply, (TryAgainError, ClusterDownError)):
                     error = reply
                 else:  # an error about the command itself (WRONGTYPE...): its reply
@@ -257,6 +262,9 @@ def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False)
             for error in filter(_is_exception, replies):  # (the scan in C)
                 if isinstance(error, MovedError):
                     router.moved(error)  # (so the parts run again where they belong)
+                elif replicas and isinstance(error, MasterDownError) \
+                        and node not in router.primaries:
+                    router.replica_failed(node)  # (its parts are read below, from primaries)
             again.extend(place_values(values, spots, indices, replies))
     if again:
         positions = [spot for index in again for spot in spots[index]]

@@ -332,3 +332,27 @@ def test_reads_from_replicas_take_turns_and_leave_a_failed_replica_at_once():
     assert not isinstance(again, Pause) and again == Fanout({A: [("GET", "k")]})
     for _ in range(3):
         assert list(next(cluster_plan(router, ("GET", "k")))) == [A]
+
+
+def test_a_replica_refusing_stale_reads_sends_them_to_the_primary():
+    """A replica whose link to its primary is down and that serves no stale data
+    answers MASTERDOWN: the read goes to the primary at once, and so do later ones."""
+    from valkey.exceptions import MasterDownError
+
+    from django_valkey_fast.cluster import cluster_plan
+    from django_valkey_fast.operations import Fanout
+
+    replica = ("127.0.0.1", 7100)
+    router = ClusterRouter([A], read_from_replicas=True)
+    router.apply_slots([[0, 16383, [b"127.0.0.1", 7000], [b"127.0.0.1", 7100]]])
+    for command in (("GET", "k"), ("MGET", "k", "other")):
+        while True:
+            plan = cluster_plan(router, command)
+            step = next(plan)
+            if replica in step:
+                break
+        refused = MasterDownError("MASTERDOWN Link with MASTER is down")
+        again = plan.send({node: [refused] * len(commands) for node, commands in step.items()})
+        assert set(again) == {A}, again
+        assert list(next(cluster_plan(router, ("GET", "k")))) == [A]
+        router.apply_slots([[0, 16383, [b"127.0.0.1", 7000], [b"127.0.0.1", 7100]]])
