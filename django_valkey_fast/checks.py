@@ -129,7 +129,7 @@ def _check_alias(alias: str, params: dict) -> list:
         messages += _check_codec(alias, options)
     messages += _check_locations(alias, params)
     messages += _check_timeouts(alias, options)
-    messages += _check_options(alias, options)
+    messages += _check_options(alias, params, options)
     messages += _check_pickle_sharing(alias, options)
     return messages
 
@@ -186,14 +186,34 @@ def _check_timeouts(alias: str, options: dict) -> list:
     return messages
 
 
-def _check_options(alias: str, options: dict) -> list:
+def _uses_sentinel(params: dict, options: dict) -> bool:
+    """Whether the alias's client or connection factory finds its servers through
+    Sentinel (subclasses included; a path that does not import counts as yes: E001
+    reports it)."""
+    from django_valkey_fast.async_cache.pool import AsyncSentinelConnectionFactory
+    from django_valkey_fast.pool import SentinelConnectionFactory
+
+    try:
+        backend = import_string(params["BACKEND"])
+        client = import_string(options.get("CLIENT_CLASS", backend.DEFAULT_CLIENT_CLASS))
+        factories = (
+            import_string(client.CONNECTION_FACTORY_PATH),  # (the client's own, e.g.
+            # SentinelClient's, which it uses unless OPTIONS name another)
+            import_string(options.get("CONNECTION_FACTORY") or getattr(
+                settings, "DJANGO_VALKEY_CONNECTION_FACTORY", client.CONNECTION_FACTORY_PATH)))
+    except (ImportError, AttributeError):
+        return True
+    return any(isinstance(factory, type) and issubclass(
+        factory, (SentinelConnectionFactory, AsyncSentinelConnectionFactory))
+        for factory in factories)
+
+
+def _check_options(alias: str, params: dict, options: dict) -> list:
     from django_valkey_fast.client.local_cache import local_cache_options
     from django_valkey_fast.client.telemetry import telemetry_options
 
     messages = []
-    client_path = str(options.get("CLIENT_CLASS", ""))
-    factory_path = str(options.get("CONNECTION_FACTORY", ""))
-    if "SENTINELS" in options and "Sentinel" not in client_path + factory_path:
+    if "SENTINELS" in options and not _uses_sentinel(params, options):
         messages.append(checks.Error(
             f"Cache '{alias}': OPTIONS['SENTINELS'] is set, but the client is not a "
             "Sentinel client: the Sentinels would be ignored.",

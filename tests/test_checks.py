@@ -19,6 +19,18 @@ from django_valkey_fast.checks import check_caches, check_caches_deploy
 BACKEND = "django_valkey_fast.cache.ValkeyCache"
 
 
+def _sentinel_subclass():
+    from django_valkey_fast.client import SentinelClient
+
+    class MyClient(SentinelClient):
+        """A project's own Sentinel client (its name does not say Sentinel)."""
+
+    return MyClient
+
+
+MyClient = _sentinel_subclass()
+
+
 def ids(messages) -> list:
     return sorted(message.id for message in messages)
 
@@ -89,6 +101,15 @@ def test_timeouts_of_the_wrong_type(value):
 ])
 def test_options_the_backend_cannot_take(options):
     assert ids(checked(options)) == ["django_valkey_fast.E006"]
+
+
+def test_sentinel_options_with_a_sentinel_factory_or_a_subclass_are_fine(settings):
+    settings.DJANGO_VALKEY_CONNECTION_FACTORY = "django_valkey_fast.pool.SentinelConnectionFactory"
+    assert checked({"SENTINELS": [("127.0.0.1", 26379)]}, location="valkey://mymaster/0") == []
+    del settings.DJANGO_VALKEY_CONNECTION_FACTORY
+    assert checked({"SENTINELS": [("127.0.0.1", 26379)],
+                    "CLIENT_CLASS": "tests.test_checks.MyClient"},
+                   location="valkey://mymaster/0") == []
 
 
 def test_sentinel_options_with_a_sentinel_client_are_fine():
