@@ -179,12 +179,13 @@ class ServerCache:
         return listener.client_id
 
     def stop(self) -> None:
-        """Stop receiving the listener's messages; the last store of a server stops its
-        listener (tests, shutdown)."""
+        """Stop receiving the listener's messages, and so serving hits (what is kept is
+        forgotten); the last store of a server stops its listener (tests, shutdown)."""
         with _listeners_lock:
             if self._shared.remove(self.store) and _listeners.get(self._key) is self._shared:
                 del _listeners[self._key]
                 self.listener.stop()
+        self.store.disconnected()
 
 
 class LocalCache:
@@ -237,7 +238,6 @@ class LocalCache:
                 return
             self._stores = tuple(store for store in self._stores if store is not server.store)
         server.stop()
-        server.store.disconnected()
 
     def stats(self) -> dict:
         """``{url: store counters}`` (hits, misses, entries, bytes, invalidations...),
@@ -249,7 +249,6 @@ class LocalCache:
         """Stop every listener and forget what was kept."""
         for server in list(self._servers.values()):
             server.stop()
-            server.store.disconnected()
 
 
 def _name(node) -> str:
