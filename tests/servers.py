@@ -8,6 +8,7 @@ PATH, e.g. Debian's package), or a path to a server binary.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -51,6 +52,11 @@ def free_port() -> int:
         if port not in _handed_out and port + 10000 not in _handed_out:
             _handed_out.add(port)
             return port
+
+
+def _info_field(info: str, name: str) -> int:
+    """The integer field ``name`` of an INFO reply."""
+    return int(re.search(rf"^{name}:(\d+)", info, re.M).group(1))
 
 
 def _send(address, *commands: str) -> list[str]:
@@ -150,6 +156,20 @@ class Server:
             commands = (f"AUTH {self.password}",) + commands
             return _send(("127.0.0.1", self.port), *commands)[1:]
         return _send(("127.0.0.1", self.port), *commands)
+
+    def replicated_to(self, *replicas: "Server", timeout: float = 10.0):
+        """Wait until every replica has applied everything this primary wrote so far.
+
+        ``WAIT`` sent on a fresh connection cannot do this: it waits for the offset of
+        that connection's own last write, which is none, and returns at once."""
+        offset = _info_field(self.command("INFO replication")[0], "master_repl_offset")
+        deadline = time.monotonic() + timeout
+        for replica in replicas:
+            while _info_field(replica.command("INFO replication")[0],
+                              "master_repl_offset") < offset:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replica on {replica.port} did not catch up")
+                time.sleep(0.005)
 
     def _wait_ready(self, timeout: float = 10.0):
         deadline = time.monotonic() + timeout

@@ -294,7 +294,7 @@ async def test_replica_reads_async(make_cache, replicated):
     primary, replica = replicated
     cache = make_cache(LOCATION=[primary.url, replica.url])
     await cache.aset("k", "v")
-    primary.command("WAIT 1 1000")
+    primary.replicated_to(replica)
     assert await cache.aget("k") == "v"
     read_channel = cache.client._achannel(False)
     assert read_channel.params["port"] == replica.port

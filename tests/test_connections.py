@@ -53,7 +53,7 @@ def test_replicas_serve_reads_and_primary_takes_writes(make_cache, replicated):
     primary, replica = replicated
     cache = make_cache(LOCATION=[primary.url, replica.url])
     cache.set("k", "v")
-    primary.command("WAIT 1 1000")
+    primary.replicated_to(replica)
     before_replica, before_primary = _read_commands(replica), _read_commands(primary)
     for _ in range(5):
         assert cache.get("k") == "v"
@@ -241,7 +241,7 @@ def test_a_write_that_reaches_a_replica_goes_to_the_primary(make_cache, replicat
     assert cache.set("k", "v") is True
     assert primary.command("GET :1:k")[0] != ""  # written on the primary
     assert cache.client._server[0] == primary.url
-    primary.command("WAIT 1 1000")
+    primary.replicated_to(replica)
     assert cache.get("k") == "v"  # and reads now go to the replica
     other = make_cache(LOCATION=[replica.url, primary.url])
 

@@ -73,13 +73,13 @@ def test_sync_and_async_reads_on_the_replica_writes_on_the_primary(topology):
     with override_settings(CACHES=sentinel_caches(sentinel)):
         cache = caches["default"]
         cache.set("k", "v")
-        primary.command("WAIT 1 1000")
+        primary.replicated_to(replica)
         before = gets_served(replica), gets_served(primary)
         assert [cache.get("k") for _ in range(3)] == ["v"] * 3
 
         async def async_side():
             await cache.aset("a", 1)
-            primary.command("WAIT 1 1000")
+            primary.replicated_to(replica)
             return [await cache.aget("a") for _ in range(3)]
 
         assert asyncio.run(async_side()) == [1, 1, 1]
@@ -95,7 +95,7 @@ def test_async_sentinel_backend(topology):
 
         async def use():
             await cache.set("k", {"x": 1})
-            primary.command("WAIT 1 1000")
+            primary.replicated_to(replica)
             client = await cache.client.get_client(write=True)
             assert "Sentinel" in type(client.connection_pool).__name__
             return await cache.get("k")
@@ -113,7 +113,7 @@ def test_failover_under_continuous_writes(doomed_topology, capsys):
     with override_settings(CACHES=sentinel_caches(sentinel)):
         cache = caches["default"]
         cache.set("before", 1)
-        primary.command("WAIT 1 1000")
+        primary.replicated_to(replica)
         writers = ContinuousWriters(cache).start()
         killed, resumed = writers.through(primary.kill, timeout=40)
         assert resumed is not None, "writes never resumed on both sides"
