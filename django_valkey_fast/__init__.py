@@ -17,8 +17,8 @@ _TWINS = {
     "_codec": ("Codec", "KeyMaker", "check_key"),
     "_wire": ("Link", "acquire", "call", "collect", "pack_command", "pack_commands",
               "pipeline", "read_reply", "read_replies", "release", "run", "write"),
-    "_slots": ("group_parts", "key_slot", "merge_values", "place_values", "split_keys",
-               "take_replies"),
+    "_slots": ("group_parts", "key_slot", "merge_values", "place_values", "split_by_node",
+               "split_keys", "take_replies"),
     "_drive": ("run_plan",),
 }
 

@@ -10,8 +10,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
 
-__all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "place_values", "split_keys",
-           "take_replies"]
+__all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "place_values", "split_by_node",
+           "split_keys", "take_replies"]
 
 SLOTS = 16384
 
@@ -105,23 +105,33 @@ def split_keys(command, place_of, one_key_verb=None):
     return parts, list(positions.values())
 
 
-cdef object _split_by_slot(command, tuple args, Py_ssize_t count, one_key_verb):
-    # split_keys by key_slot, grouped in C: the keys' slots in an array, each slot's
-    # group found in a small open-addressing table (no Python dict, no int per key).
-    cdef Py_ssize_t keys = count - 1, capacity = 4, i, j, g, groups = 0
-    while capacity < 2 * keys:
-        capacity *= 2
-    cdef int* memory = <int*>malloc((3 * keys + 2 * capacity) * sizeof(int))
-    if memory == NULL:
-        raise MemoryError()
-    cdef int* group_of = memory                 # key i -> its group
-    cdef int* group_slot = memory + keys        # group -> slot (first-seen order)
-    cdef int* group_size = memory + 2 * keys    # group -> how many keys
-    cdef int* table_slot = memory + 3 * keys    # hash table: slot, or -1
-    cdef int* table_group = table_slot + capacity
-    cdef int slot
-    cdef list parts, spots_of, spots
-    try:
+cdef class _SlotGroups:
+    # The keys of a command grouped by slot in C: each key's group, each group's slot
+    # (first-seen order) and size, found in a small open-addressing table (no Python
+    # dict, no int object per key).
+    cdef int* memory
+    cdef int* group_of       # key i -> its group
+    cdef int* group_slot     # group -> slot
+    cdef int* group_size     # group -> how many keys
+    cdef Py_ssize_t keys, groups
+
+    def __dealloc__(self):
+        free(self.memory)
+
+    cdef int fill(self, tuple args, Py_ssize_t count) except -1:
+        cdef Py_ssize_t keys = count - 1, capacity = 4, i, j, g, groups = 0
+        while capacity < 2 * keys:
+            capacity *= 2
+        self.memory = <int*>malloc((3 * keys + 2 * capacity) * sizeof(int))
+        if self.memory == NULL:
+            raise MemoryError()
+        self.keys = keys
+        self.group_of = self.memory
+        self.group_slot = self.memory + keys
+        self.group_size = self.memory + 2 * keys
+        cdef int* table_slot = self.memory + 3 * keys  # hash table: slot, or -1
+        cdef int* table_group = table_slot + capacity
+        cdef int slot
         for j in range(capacity):
             table_slot[j] = -1
         for i in range(keys):
@@ -132,32 +142,94 @@ cdef object _split_by_slot(command, tuple args, Py_ssize_t count, one_key_verb):
             if table_slot[j] == -1:
                 table_slot[j] = slot
                 table_group[j] = groups
-                group_slot[groups] = slot
-                group_size[groups] = 0
+                self.group_slot[groups] = slot
+                self.group_size[groups] = 0
                 groups += 1
             g = table_group[j]
-            group_of[i] = g
-            group_size[g] += 1
-        if groups == 1:
-            return [(group_slot[0], command)], None
-        verb = args[0]
-        single = verb if one_key_verb is None else one_key_verb
-        spots_of = [None] * groups
-        for g in range(groups):
+            self.group_of[i] = g
+            self.group_size[g] += 1
+        self.groups = groups
+        return 0
+
+    cdef list spots(self):
+        # Each group's key positions in the command (1-based), in order.
+        cdef list spots_of = [None] * self.groups
+        cdef Py_ssize_t g, i
+        for g in range(self.groups):
             spots_of[g] = []
-        for i in range(keys):
-            (<list>spots_of[group_of[i]]).append(i + 1)
-        parts = []
-        for g in range(groups):
-            spots = <list>spots_of[g]
-            if group_size[g] == 1:
-                parts.append((group_slot[g], (single, args[<Py_ssize_t>spots[0]])))
+        for i in range(self.keys):
+            (<list>spots_of[self.group_of[i]]).append(i + 1)
+        return spots_of
+
+
+cdef inline tuple _part_command(tuple args, list spots, Py_ssize_t size, verb, single):
+    if size == 1:
+        return (single, args[<Py_ssize_t>spots[0]])
+    return (verb, *[args[<Py_ssize_t>spot] for spot in spots])
+
+
+cdef object _split_by_slot(command, tuple args, Py_ssize_t count, one_key_verb):
+    cdef _SlotGroups groups = _SlotGroups()
+    groups.fill(args, count)
+    if groups.groups == 1:
+        return [(groups.group_slot[0], command)], None
+    verb = args[0]
+    single = verb if one_key_verb is None else one_key_verb
+    cdef list spots_of = groups.spots()
+    cdef list parts = []
+    cdef Py_ssize_t g
+    for g in range(groups.groups):
+        parts.append((groups.group_slot[g],
+                      _part_command(args, <list>spots_of[g], groups.group_size[g], verb,
+                                    single)))
+    return parts, spots_of
+
+
+def split_by_node(command, slots, one_key_verb=None):
+    """``split_keys(command, key_slot, one_key_verb)`` then ``group_parts(slots, parts,
+    None)`` in one pass: ``(per_node, spots)``, ``per_node`` as ``group_parts`` gives it
+    and ``spots`` as ``split_keys`` does; ``(None, None)`` when every key has one slot
+    (the command goes whole). A slot no node serves raises ``LookupError(slot)``."""
+    cdef tuple args = command if type(command) is tuple else tuple(command)
+    cdef Py_ssize_t count = len(args), g, slot
+    cdef list slot_map = slots if type(slots) is list else list(slots)
+    cdef Py_ssize_t size = len(slot_map)
+    if count < 3:
+        return None, None
+    cdef _SlotGroups groups = _SlotGroups()
+    groups.fill(args, count)
+    if groups.groups == 1:
+        return None, None
+    verb = args[0]
+    single = verb if one_key_verb is None else one_key_verb
+    cdef list spots_of = groups.spots()
+    cdef dict per_node = {}
+    cdef list seen = []  # [node, numbers, commands, ...]: found by identity, not hash
+    cdef Py_ssize_t k
+    cdef tuple group
+    for g in range(groups.groups):
+        slot = groups.group_slot[g]
+        if slot >= size:
+            raise IndexError("list index out of range")
+        node = slot_map[slot]
+        if node is None:
+            raise LookupError(slot)
+        part = _part_command(args, <list>spots_of[g], groups.group_size[g], verb, single)
+        for k in range(0, len(seen), 3):
+            if seen[k] is node:
+                (<list>seen[k + 1]).append(g)
+                (<list>seen[k + 2]).append(part)
+                break
+        else:
+            found = per_node.get(node)  # (an equal node object: one group still)
+            if found is None:
+                found = per_node[node] = ([g], [part])
             else:
-                parts.append((group_slot[g],
-                              (verb, *[args[<Py_ssize_t>spot] for spot in spots])))
-        return parts, spots_of
-    finally:
-        free(memory)
+                (<list>(<tuple>found)[0]).append(g)
+                (<list>(<tuple>found)[1]).append(part)
+            group = <tuple>found
+            seen.extend((node, group[0], group[1]))
+    return per_node, spots_of
 
 
 @cython.boundscheck(True)

@@ -107,6 +107,19 @@ def group_parts(slots, todo, asking):
     return per_node
 
 
+def split_by_node(command, slots, one_key_verb=None):
+    """``split_keys(command, key_slot, one_key_verb)`` then ``group_parts(slots, parts,
+    None)`` in one pass: ``(per_node, spots)``, ``per_node`` as ``group_parts`` gives it
+    and ``spots`` as ``split_keys`` does; ``(None, None)`` when every key has one slot
+    (the command goes whole). A slot no node serves raises ``LookupError(slot)``."""
+    if len(command) < 3:
+        return None, None
+    parts, spots = split_keys(command, key_slot, one_key_verb)
+    if spots is None:
+        return None, None
+    return group_parts(slots, parts, None), spots
+
+
 def take_replies(numbers, replies, replies_of, todo):
     """Keep the replies of one node's pipeline (``numbers[i]``: the part the ``i``th
     reply answers, None for ASKING's): each reply that is not an error goes to

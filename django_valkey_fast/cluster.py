@@ -19,7 +19,7 @@ from valkey.exceptions import (
 )
 
 from django_valkey_fast._slots import (
-    SLOTS, group_parts, key_slot, place_values, split_keys, take_replies,
+    SLOTS, group_parts, key_slot, place_values, split_by_node, take_replies,
 )
 from django_valkey_fast.operations import Fanout, Pause
 from django_valkey_fast.retry import may_resend, reads_only
@@ -240,12 +240,12 @@ def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False)
     through :func:`run_on_cluster` and its rules; reading them twice is safe."""
     if not router.ready:
         yield from refresh_slots(router)
-    parts, spots = split_keys(command, key_slot, "GET")  # (a slot's one key: GET)
-    if spots is None:
-        return (yield from run_on_cluster(router, [command], False))
-    try:
-        per_node = group_parts(router.read_slots() if replicas else router.slots, parts, None)
+    try:  # (a slot's one key: GET)
+        per_node, spots = split_by_node(
+            command, router.read_slots() if replicas else router.slots, "GET")
     except LookupError:  # a slot no known node serves: the general plan refreshes
+        per_node = None
+    if per_node is None:  # (or every key in one slot: the command goes whole)
         return (yield from run_on_cluster(router, [command], False))
     results = yield Fanout({node: sent for node, (_, sent) in per_node.items()})
     values = [None] * (len(command) - 1)

@@ -457,6 +457,25 @@ def test_an_unencodable_str_fails_before_later_arguments(impl):
         impl.wire.pack_commands([("SET", "\ud800", b"v"), ("SET", "k", object())])
 
 
+def test_split_by_node(impl):
+    """get_many's cluster split in one pass: each slot's keys as one part (a lone key
+    as GET), parts numbered in first-seen order and grouped by the node serving the
+    slot; one slot for every key, or fewer than two keys: nothing to split."""
+    a, b = impl.slots.key_slot("{a}"), impl.slots.key_slot("{b}")
+    slots = [None] * 16384
+    slots[a], slots[b] = ("n1", 1), ("n2", 2)
+    command = ("MGET", "{a}1", "{b}1", "{a}2")
+    assert impl.slots.split_by_node(command, slots, "GET") == (
+        {("n1", 1): ([0], [("MGET", "{a}1", "{a}2")]), ("n2", 2): ([1], [("GET", "{b}1")])},
+        [[1, 3], [2]])
+    assert impl.slots.split_by_node(("MGET", "{a}1", "{a}2"), slots, "GET") == (None, None)
+    assert impl.slots.split_by_node(("MGET", "{a}1"), slots, "GET") == (None, None)
+    slots[b] = None
+    with pytest.raises(LookupError) as unserved:
+        impl.slots.split_by_node(command, slots, "GET")
+    assert unserved.value.args == (b,)
+
+
 def test_group_parts_of_a_list_and_place_values(impl):
     """get_many's cluster path: a list of parts grouped by node in order (a slot no
     node serves is LookupError), and each part's MGET reply put at its keys' places;

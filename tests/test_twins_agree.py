@@ -164,3 +164,33 @@ def test_split_by_slot_twins_agree(keys, container):
             _outcome(_slots_c.split_keys, command, _slots_c.key_slot)
         assert _outcome(_slots_py.split_keys, command, _slots_py.key_slot, "GET") == \
             _outcome(_slots_c.split_keys, command, _slots_c.key_slot, "GET")
+
+
+def _slot_map(unserved: bool) -> list:
+    """Three nodes over the slots; the third node's entries are equal tuples, not one
+    object (as after a MOVED), and with ``unserved`` a range no node serves."""
+    first, second = ("10.0.0.1", 7000), ("10.0.0.2", 7000)
+    slots = [first] * 5000 + [second] * 5000 + [("10.0.0.3", 7000) for _ in range(6384)]
+    if unserved:
+        slots[12000:13000] = [None] * 1000
+    return slots
+
+
+@settings(max_examples=300, deadline=None)
+@given(cluster_keys, st.sampled_from([tuple, list]), st.booleans())
+def test_split_by_node_twins_agree(keys, container, unserved):
+    """get_many's cluster split (the compiled twin splits and groups by node in one
+    pass): the same nodes, part numbers, commands and spots as ``split_keys`` then
+    ``group_parts``, or the same error (LookupError for a slot no node serves)."""
+    slots = _slot_map(unserved)
+    command = container(["MGET", *keys])
+    pure = _outcome(_slots_py.split_by_node, command, slots, "GET")
+    assert pure == _outcome(_slots_c.split_by_node, command, slots, "GET")
+    if len(keys) < 2:  # (no keys, or one: nothing to split)
+        assert pure == ("ok", (None, None))
+        return
+    parts, spots = _slots_py.split_keys(command, _slots_py.key_slot, "GET")
+    if spots is None:
+        assert pure == ("ok", (None, None))
+    else:
+        assert pure == _outcome(lambda: (_slots_py.group_parts(slots, parts, None), spots))
