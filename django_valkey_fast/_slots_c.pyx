@@ -317,11 +317,12 @@ def take_replies(numbers, replies, list replies_of, dict todo):
 
 @cython.boundscheck(True)
 @cython.wraparound(True)
-def place_values(list values, spots, indices, replies):
+def place_values(list values, spots, indices, replies, decode=None, command=None):
     """Put each part's reply (``replies[i]`` answers part ``indices[i]``: an MGET's
     list, or a one-key part's GET reply) at its keys' positions (``spots``, as
     ``split_keys`` gives them) in ``values``; return the parts with no such reply (an
-    error, or none), to run again."""
+    error, or none), to run again. With ``decode``, a value is placed as
+    ``decode(value, command[spot])`` and a missing key's None is not placed."""
     cdef list again = []
     cdef list reply_list, found
     cdef Py_ssize_t position = 0, j, count = len(replies)
@@ -334,11 +335,21 @@ def place_values(list values, spots, indices, replies):
         found = spots[index] if type(spots[index]) is list else list(spots[index])
         if type(reply) is not list:
             if len(found) == 1 and (reply is None or type(reply) is bytes):
-                values[<Py_ssize_t>found[0] - 1] = reply  # (a GET's)
+                _place(values, <Py_ssize_t>found[0], reply, decode, command)  # (a GET's)
             else:
                 again.append(index)
             continue
         reply_list = <list>reply
         for j in range(min(len(found), len(reply_list))):
-            values[<Py_ssize_t>found[j] - 1] = reply_list[j]
+            _place(values, <Py_ssize_t>found[j], reply_list[j], decode, command)
     return again
+
+
+@cython.boundscheck(True)
+@cython.wraparound(True)
+cdef inline int _place(list values, Py_ssize_t spot, value, decode, command) except -1:
+    if decode is None:
+        values[spot - 1] = value
+    elif value is not None:
+        values[spot - 1] = decode(value, command[spot])
+    return 0

@@ -137,11 +137,12 @@ def take_replies(numbers, replies, replies_of, todo):
     return errors
 
 
-def place_values(values, spots, indices, replies):
+def place_values(values, spots, indices, replies, decode=None, command=None):
     """Put each part's reply (``replies[i]`` answers part ``indices[i]``: an MGET's
     list, or a one-key part's GET reply) at its keys' positions (``spots``, as
     ``split_keys`` gives them) in ``values``; return the parts with no such reply (an
-    error, or none), to run again."""
+    error, or none), to run again. With ``decode``, a value is placed as
+    ``decode(value, command[spot])`` and a missing key's None is not placed."""
     again = []
     for position, index in enumerate(indices):
         if position >= len(replies):
@@ -150,10 +151,13 @@ def place_values(values, spots, indices, replies):
         reply = replies[position]
         if type(reply) is not list:
             if len(spots[index]) == 1 and (reply is None or type(reply) is bytes):
-                values[spots[index][0] - 1] = reply  # (a GET's)
+                reply = [reply]  # (a GET's)
             else:
                 again.append(index)
-            continue
+                continue
         for spot, value in zip(spots[index], reply):
-            values[spot - 1] = value
+            if decode is None:
+                values[spot - 1] = value
+            elif value is not None:
+                values[spot - 1] = decode(value, command[spot])
     return again

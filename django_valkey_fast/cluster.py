@@ -21,12 +21,13 @@ from valkey.exceptions import (
 from django_valkey_fast._slots import (
     SLOTS, group_parts, key_slot, place_values, split_by_node, take_replies,
 )
+from django_valkey_fast.exceptions import DecodeError
 from django_valkey_fast.operations import Fanout, Pause
 from django_valkey_fast.retry import may_resend, reads_only
 from django_valkey_fast.sharding import Router
 
-__all__ = ["ClusterRouter", "cluster_plan", "pipeline_plan", "read_many_on_cluster",
-           "refresh_slots", "run_on_cluster"]
+__all__ = ["ABSENT", "ClusterRouter", "DecodedValues", "cluster_plan", "pipeline_plan",
+           "read_many_on_cluster", "refresh_slots", "run_on_cluster"]
 
 ATTEMPTS = 12  # with the backoff below, about 12 s: a failover's worth
 _is_exception = Exception.__instancecheck__
@@ -215,13 +216,13 @@ def run_on_cluster(router: ClusterRouter, commands, pipeline: bool, replicas: bo
     raise error or ClusterDownError("the cluster kept redirecting the command")
 
 
-def cluster_plan(router: ClusterRouter, command):
+def cluster_plan(router: ClusterRouter, command, decode=None):
     """The plan that runs one command on the cluster: ``read_many_on_cluster`` for an
-    MGET of several keys, ``run_on_cluster`` for anything else; read-only commands on
-    replicas too with ``read_from_replicas``."""
+    MGET of several keys (its values decoded by ``decode`` when given), ``run_on_cluster``
+    for anything else; read-only commands on replicas too with ``read_from_replicas``."""
     replicas = router.read_from_replicas and reads_only([command])
     if command[0] == "MGET" and len(command) > 2:
-        return read_many_on_cluster(router, command, replicas)
+        return read_many_on_cluster(router, command, replicas, decode)
     return run_on_cluster(router, [command], False, replicas)
 
 
@@ -232,12 +233,28 @@ def pipeline_plan(router: ClusterRouter, commands):
                           router.read_from_replicas and reads_only(commands))
 
 
-def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False):
+class DecodedValues(list):
+    """An MGET's values decoded by :func:`read_many_on_cluster` as each node answered,
+    :data:`ABSENT` for a key that does not exist (a stored None decodes to None)."""
+
+    __slots__ = ()
+
+
+ABSENT = type("Absent", (), {"__repr__": lambda self: "ABSENT", "__slots__": ()})()
+
+
+def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False,
+                         decode=None):
     """Plan: an MGET whose keys span slots (``get_many``), the common case made cheap:
     each slot's MGET goes to its node, every node at once, and each reply is put at
     its keys' places directly. Only the parts that come back redirected (MOVED, ASK),
     refused (TRYAGAIN, CLUSTERDOWN) or without a reply (their node failed) run again,
-    through :func:`run_on_cluster` and its rules; reading them twice is safe."""
+    through :func:`run_on_cluster` and its rules; reading them twice is safe.
+
+    With ``decode`` (``decode(value, key)``), the answer is :class:`DecodedValues` when
+    the keys span slots: each node's values are decoded while the next nodes' replies
+    are still on their way; a value that does not decode is raised once every node's
+    replies are read. (Keys in one slot go whole; their answer is the raw MGET list.)"""
     if not router.ready:
         yield from refresh_slots(router)
     try:  # (a slot's one key: GET)
@@ -247,8 +264,20 @@ def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False)
         per_node = None
     if per_node is None:  # (or every key in one slot: the command goes whole)
         return (yield from run_on_cluster(router, [command], False))
-    results = yield Fanout({node: sent for node, (_, sent) in per_node.items()})
-    values = [None] * (len(command) - 1)
+    count = len(command) - 1
+    values = [None if decode is None else ABSENT] * count
+    placed: dict = {}  # node -> its parts to run again, for the nodes already placed
+    undecodable: list = []
+
+    def received(node, replies):
+        try:
+            placed[node] = place_values(values, spots, per_node[node][0], replies, decode,
+                                        command)
+        except DecodeError as error:  # (a corrupt value: raised once every reply is read)
+            placed[node] = ()
+            undecodable.append(error)
+
+    results = yield Fanout({node: sent for node, (_, sent) in per_node.items()}, received)
     again: list = []
     for node, (indices, sent) in per_node.items():
         replies = results[node]
@@ -265,7 +294,12 @@ def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False)
                 elif replicas and isinstance(error, MasterDownError) \
                         and node not in router.primaries:
                     router.replica_failed(node)  # (its parts are read below, from primaries)
-            again.extend(place_values(values, spots, indices, replies))
+            found = placed.get(node)
+            if found is None:  # (a driver that did not call received)
+                found = place_values(values, spots, indices, replies, decode, command)
+            again.extend(found)
+    if undecodable:
+        raise undecodable[0]
     if again:
         positions = [spot for index in again for spot in spots[index]]
         retried = yield from run_on_cluster(
@@ -273,8 +307,11 @@ def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False)
         if isinstance(retried, Exception):
             return retried
         for spot, value in zip(positions, retried):
-            values[spot - 1] = value
-    return values
+            if decode is None:
+                values[spot - 1] = value
+            elif value is not None:
+                values[spot - 1] = decode(value, command[spot])
+    return values if decode is None else DecodedValues(values)
 
 
 def refresh_slots(router: ClusterRouter):

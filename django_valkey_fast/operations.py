@@ -44,9 +44,17 @@ class Fanout(dict):
     any reply is read (the servers work in parallel). The plan is sent
     ``{server: [replies]}``, error replies among them as values; a server whose
     connection failed maps to that ``ConnectionError``/``TimeoutError`` instead, for
-    the plan to decide what may be sent again."""
+    the plan to decide what may be sent again.
 
-    __slots__ = ()
+    ``received(server, replies)``, when given, is called with each server's replies as
+    soon as they are read, before the step ends: the plan's work on one server's
+    replies then overlaps the wait for the next server's."""
+
+    __slots__ = ("received",)
+
+    def __init__(self, per_server=(), received=None):
+        super().__init__(per_server)
+        self.received = received
 
 
 class Pause(float):

@@ -58,6 +58,11 @@ class AsyncNodes:
             if isinstance(reply, BaseException) and not isinstance(
                     reply, (ConnectionError, TimeoutError)):
                 raise reply
+        received = getattr(per_node, "received", None)
+        if received is not None:  # (the nodes answered meanwhile, each in its time)
+            for node, reply in zip(nodes, replies):
+                if not isinstance(reply, BaseException):
+                    received(node, reply)
         return dict(zip(nodes, replies))
 
 
@@ -98,6 +103,7 @@ class SyncNodes:
         is read, so the nodes work in parallel and the step costs one round trip."""
         replies: dict = {}
         sent = []
+        received = getattr(per_node, "received", None)
         try:
             for node, commands in per_node.items():
                 try:
@@ -106,9 +112,12 @@ class SyncNodes:
                     replies[node] = error
             for node, pipeline in sent:
                 try:
-                    replies[node] = pipeline.channel.receive_pipeline(pipeline)
+                    answer = replies[node] = pipeline.channel.receive_pipeline(pipeline)
                 except (ConnectionError, TimeoutError) as error:
                     replies[node] = error
+                else:
+                    if received is not None:  # (while the next nodes still work)
+                        received(node, answer)
         finally:
             for _, pipeline in sent:
                 pipeline.abandon()  # (those left unread by an error raised above)
@@ -130,11 +139,17 @@ class ShardChannel(SyncNodes):
 
 class ClusterChannel(SyncNodes):
     """Runs commands on the nodes serving their slots (sync): the cluster plan, driven
-    by ``run_plan``, whose ``Fanout`` steps this channel runs."""
+    by ``run_plan``, whose ``Fanout`` steps this channel runs. Built with ``decode``
+    (``decode(value, key)``), it answers an MGET over several slots with the values
+    decoded (``cluster.DecodedValues``), each node's as soon as they arrive."""
+
+    def __init__(self, router, node_channel, decode=None):
+        super().__init__(router, node_channel)
+        self.decode = decode
 
     def call(self, command):
         """Run one command on the cluster; an error reply is raised."""
-        reply = run_plan(cluster_plan(self.router, command), self)
+        reply = run_plan(cluster_plan(self.router, command, self.decode), self)
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -146,11 +161,16 @@ class ClusterChannel(SyncNodes):
 
 class AsyncClusterChannel(AsyncNodes):
     """Runs commands on the nodes serving their slots (asyncio; nodes in parallel):
-    the cluster plan, driven by ``arun_plan``, whose ``Fanout`` steps this channel runs."""
+    the cluster plan, driven by ``arun_plan``, whose ``Fanout`` steps this channel runs;
+    ``decode`` as for :class:`ClusterChannel`."""
+
+    def __init__(self, router, channel_at, decode=None):
+        super().__init__(router, channel_at)
+        self.decode = decode
 
     async def call(self, command):
         """Run one command on the cluster; an error reply is raised."""
-        reply = await arun_plan(cluster_plan(self.router, command), self)
+        reply = await arun_plan(cluster_plan(self.router, command, self.decode), self)
         if isinstance(reply, Exception):
             raise reply
         return reply

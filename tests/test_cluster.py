@@ -142,6 +142,36 @@ def test_get_many_follows_a_redirection_for_one_of_its_slots(cluster, cache):
             primary.command(f"CLUSTER SETSLOT {slot} NODE {cluster.node_id(target)}")
 
 
+def test_get_many_decodes_as_django_valkey_does_and_reports_a_corrupt_value(cluster):
+    """get_many on the cluster decodes each node's values as that node answers: a
+    stored None comes back as None, a missing key is left out, ints and compressed
+    values read as on one server; a corrupt value is a DecodeError naming its key,
+    sync and async, after which the connections serve the next call; with
+    IGNORE_EXCEPTIONS the call answers {}."""
+    from django_valkey_fast.exceptions import DecodeError
+
+    zlib = {"COMPRESSOR": "django_valkey_fast.compressors.zlib.ZlibCompressor",
+            "COMPRESS_MIN_LENGTH": 10}
+    cache = ClusterValkeyCache(cluster.url, {"OPTIONS": zlib})
+    data = {f"d{i}": ("x" * 50 if i % 3 == 0 else None if i % 3 == 1 else i)
+            for i in range(30)}
+    cache.set_many(data)
+    keys = list(data) + ["missing"]
+    assert cache.get_many(keys) == data
+    assert asyncio.run(cache.aget_many(keys)) == data
+    broken = cache.make_key("d5")
+    cluster.primary_for_slot(key_slot(broken)).command(f"SET {broken} garbage-not-zlib")
+    with pytest.raises(DecodeError, match=f"'{broken}'"):
+        cache.get_many(keys)
+    with pytest.raises(DecodeError, match=f"'{broken}'"):
+        asyncio.run(cache.aget_many(keys))
+    assert cache.get_many([k for k in keys if k != "d5"]) == {
+        k: v for k, v in data.items() if k != "d5"}
+    ignoring = ClusterValkeyCache(cluster.url, {"OPTIONS": dict(zlib, IGNORE_EXCEPTIONS=True)})
+    assert ignoring.get_many(keys) == {}
+    cache.clear()
+
+
 def test_ask_redirection_during_a_slot_migration(cluster, cache):
     key = "migrating"
     slot = key_slot(f":1:{key}")
@@ -313,10 +343,25 @@ def test_sync_multi_node_steps_write_every_node_before_reading_any(cluster, cach
 
     monkeypatch.setattr(Channel, "send_pipeline", recording_send)
     monkeypatch.setattr(Channel, "receive_pipeline", recording_receive)
+    channel = cache.client._cluster_channel
+    decode = channel.decode
+
+    def recording_decode(value, key):
+        events.append(("decode", key))
+        return decode(value, key)
+
+    monkeypatch.setattr(channel, "decode", recording_decode)
     assert cache.get_many(list(data)) == data
-    kinds = [kind for kind, _ in events]
-    assert len({port for _, port in events}) == 3  # the keys span the three primaries
+    kinds = [kind for kind, _ in events if kind != "decode"]
+    assert len({port for kind, port in events if kind != "decode"}) == 3  # three primaries
     assert kinds == ["write"] * 3 + ["read"] * 3
+    # Each node's values are decoded as soon as its replies are read, before the next
+    # node's are: the decoding overlaps the other nodes' work.
+    reads = [index for index, (kind, _) in enumerate(events) if kind == "read"]
+    decoded = [index for index, (kind, _) in enumerate(events) if kind == "decode"]
+    assert len(decoded) == 30
+    assert any(reads[0] < d < reads[1] for d in decoded)
+    assert any(reads[1] < d < reads[2] for d in decoded) and decoded[-1] > reads[2]
     events.clear()
     assert cache.delete_many(list(data)) == 30
     assert [kind for kind, _ in events] == ["write"] * 3 + ["read"] * 3

@@ -9,7 +9,10 @@ import pytest
 from valkey.exceptions import AskError, ConnectionError, MovedError, TimeoutError
 
 from django_valkey_fast._slots import key_slot
-from django_valkey_fast.cluster import ClusterRouter, read_many_on_cluster, run_on_cluster
+from django_valkey_fast.cluster import (
+    ABSENT, ClusterRouter, DecodedValues, read_many_on_cluster, run_on_cluster,
+)
+from django_valkey_fast.exceptions import DecodeError
 from django_valkey_fast.exceptions import CommandNotSent
 from django_valkey_fast.operations import Pause
 
@@ -39,10 +42,12 @@ class Cluster:
     """Runs the plan's steps: ``fail`` maps a node to the errors its next pipelines
     raise (one per call); every command a node runs is recorded."""
 
-    def __init__(self, fail=None, replies=None):
+    def __init__(self, fail=None, replies=None, received=False):
         self.ran: list = []
         self.fail = {node: list(errors) for node, errors in (fail or {}).items()}
         self.replies = replies or {}
+        self.received = received  # call a Fanout's ``received`` per node, as drivers do
+        self.events: list = []
 
     def drive(self, plan):
         try:
@@ -64,6 +69,10 @@ class Cluster:
                         continue
                     self.ran.extend((node, c) for c in commands)
                     results[node] = [self.replies.get(c, b"OK") for c in commands]
+                    if self.received and getattr(step, "received", None) is not None:
+                        self.events.append(("received", node))
+                        step.received(node, results[node])
+                self.events.append("step ends")
                 step = plan.send(results)
         except StopIteration as stop:
             return stop.value
@@ -294,6 +303,51 @@ def test_read_many_runs_again_only_the_redirected_part():
     assert cluster.ran.count((A, ("GET", a))) == 1
     assert cluster.ran.count((C, ("GET", c))) == 1
     assert (B, ("GET", b)) in cluster.ran and (C, ("MGET", b)) in cluster.ran
+
+
+def _decoder(events):
+    """A decode(value, key) that records its calls: b"N" is a stored None, b"bad" does
+    not decode."""
+
+    def decode(value, key):
+        events.append(("decode", key))
+        if value == b"bad":
+            raise DecodeError(key, "test", ValueError("not a value"))
+        return None if value == b"N" else value.decode()
+
+    return decode
+
+
+@pytest.mark.parametrize("received", [True, False])
+def test_read_many_decodes_each_node_as_it_answers(received):
+    """With a decoder, each node's values are decoded when its replies are read, before
+    the next node's arrive (the step's ``received``); a missing key is ABSENT, a stored
+    None is None, a redirected part is decoded when read again; a driver that does not
+    call ``received`` gets the same answer."""
+    a, b, c = keys_on_every_node()
+    moved = MovedError(f"{key_slot(b)} 127.0.0.1:7002")
+    replies = {("GET", a): b"N", ("GET", b): moved, ("GET", c): None, ("MGET", b): [b"2"]}
+    cluster = Cluster(replies=replies, received=received)
+    answer = cluster.drive(read_many_on_cluster(router(), ("MGET", a, b, c),
+                                                decode=_decoder(cluster.events)))
+    assert type(answer) is DecodedValues and answer == [None, "2", ABSENT]
+    if received:
+        assert cluster.events.index(("decode", a)) < cluster.events.index(("received", C))
+        assert cluster.events.index(("decode", a)) < cluster.events.index("step ends")
+    assert cluster.events.count(("decode", b)) == 1  # (decoded once: after the redirect)
+
+
+def test_read_many_raises_a_value_that_does_not_decode_once_every_node_answered():
+    """A corrupt value on the first node is raised only after every node's replies were
+    read: no connection is left with unread replies."""
+    a, b, c = keys_on_every_node()
+    replies = {("GET", a): b"bad", ("GET", b): b"2", ("GET", c): b"3"}
+    cluster = Cluster(replies=replies, received=True)
+    with pytest.raises(DecodeError):
+        cluster.drive(read_many_on_cluster(router(), ("MGET", a, b, c),
+                                           decode=_decoder(cluster.events)))
+    assert [event for event in cluster.events if event[0] == "received"] == [
+        ("received", A), ("received", B), ("received", C)]
 
 
 def test_read_many_reads_a_failed_node_again_but_never_a_timed_out_one():

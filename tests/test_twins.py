@@ -503,3 +503,10 @@ def test_group_parts_of_a_list_and_place_values(impl):
     wrong = ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
     assert impl.slots.place_values(values, spots, [1, 2, 0], [b"B", None, wrong]) == [0]
     assert values == [b"old", b"B", b"old", None]
+    # With a decoder: each value placed decoded (told its key), a missing key's None
+    # not placed; an error reply is still handed back.
+    command = ("MGET", "ka", "kb", "kc", "kd")
+    values = ["absent"] * 4
+    assert impl.slots.place_values(values, spots, [0, 1, 2], [[b"A", None], b"B", wrong],
+                                   lambda value, key: (key, value), command) == [2]
+    assert values == [("ka", b"A"), ("kb", b"B"), "absent", "absent"]

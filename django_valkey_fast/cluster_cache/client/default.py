@@ -22,7 +22,7 @@ from django_valkey_fast.client.default import DefaultClient
 from django_valkey_fast.client.local_cache import ClusterNodes
 from django_valkey_fast.plan_methods import bind_operations
 from django_valkey_fast.client.sharded import ShardOperations
-from django_valkey_fast.cluster import ClusterRouter
+from django_valkey_fast.cluster import ABSENT, ClusterRouter, DecodedValues
 from django_valkey_fast.config import SERVER_ERRORS
 from django_valkey_fast.routed_channel import AsyncClusterChannel, ClusterChannel
 
@@ -52,6 +52,7 @@ class DefaultClusterClient(DefaultClient):
         (self._router, self._seed_pool, self._node_channels, self._aio,
          self._cluster_cache) = self._servers.topology(self._cluster_topology(seeds))
         self._cluster_channel = self._sync_cluster_channel(self._router)
+        del self.decode_many  # (DefaultClient binds the codec's; this class's reads both)
 
     def _cluster_topology(self, seeds):
         """What every client of this configuration shares: the slot map, the seed pool,
@@ -74,18 +75,24 @@ class DefaultClusterClient(DefaultClient):
     def _sync_cluster_channel(self, router):
         """The sync cluster channel routed by ``router`` (behind the client-side cache
         when it is on)."""
-        channel = ClusterChannel(router, self._sync_node)
         if self._cluster_cache is not None:
-            return self._cluster_cache.sync_channel(channel)
-        return channel
+            return self._cluster_cache.sync_channel(ClusterChannel(router, self._sync_node))
+        return ClusterChannel(router, self._sync_node, self._codec.decode)
 
     def _async_cluster_channel(self, router, channel_at):
         """An asyncio cluster channel routed by ``router`` over the node channels
         ``channel_at`` opens (behind the client-side cache when it is on)."""
-        channel = AsyncClusterChannel(router, channel_at)
         if self._cluster_cache is not None:
-            return self._cluster_cache.async_channel(channel)
-        return channel
+            return self._cluster_cache.async_channel(AsyncClusterChannel(router, channel_at))
+        return AsyncClusterChannel(router, channel_at, self._codec.decode)
+
+    def decode_many(self, keys: list, nkeys: list, replies: list) -> dict:
+        """``{key: value}`` for the replies of an MGET that are not None, or for the
+        values the cluster channel decoded as each node answered (``DecodedValues``;
+        not behind the client-side cache, whose store keeps the raw values)."""
+        if type(replies) is DecodedValues:
+            return {key: value for key, value in zip(keys, replies) if value is not ABSENT}
+        return self._codec.decode_many(keys, nkeys, replies)
 
     # -- the raw cluster client (django-valkey's get_client) -------------------------
 
