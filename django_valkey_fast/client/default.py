@@ -224,7 +224,11 @@ class BaseClient(AsyncOperationMethods, PlanHost):
 
     def _achannel(self, write):
         channels = self._aio.get()
-        return self._achannel_at(0 if write or len(channels) == 1 else self._read_index())
+        index = 0 if write or len(channels) == 1 else self._read_index()
+        channel = channels[index]
+        if channel is None or self._local_cache is not None:
+            return self._achannel_at(index)  # (opens it, or puts the local cache before it)
+        return channel
 
     def _achannel_at(self, index: int):
         """This loop's asyncio channel to server ``index`` (behind the client-side
