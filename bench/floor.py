@@ -4,10 +4,17 @@ One blocking socket, commands packed by hand, replies parsed by libvalkey's Read
 (this package's pure reader when libvalkey is not installed), values pickled as the
 backends pickle them. No key building, no pool, no checks: what any Python cache
 client must at least spend per call. Benchmark rows are divided by it ("CPU vs floor").
+
+``BareProtocol`` is the asyncio floor: one ``asyncio.Protocol`` connection per loop, a
+future per command, commands of one loop iteration joined in one write, replies handed
+to the futures in order. What any asyncio client pays per call (the future, the task's
+wake-up, the loop's handle) with nothing of its own on top.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import pickle
 import socket
 from urllib.parse import urlparse
@@ -17,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - libvalkey is in the dev extra
     from django_valkey_fast._resp_py import Reader
 
-__all__ = ["BareSocket"]
+__all__ = ["BareProtocol", "BareSocket"]
 
 
 def _pack(*args: bytes) -> bytes:
@@ -70,3 +77,73 @@ class BareSocket:
         packed = b"".join(_pack(b"SET", key.encode(), dumps(value), b"PX", b"300000")
                           for key, value in data.items())
         self.roundtrip(packed, len(data))
+
+
+class BareProtocol(asyncio.Protocol):
+    """The asyncio floor, with the ``a*`` cache API the async benchmark's workloads call
+    (connected on the first call, in the running loop)."""
+
+    def __init__(self, location: str):
+        url = urlparse(location)
+        self.address = (url.hostname, url.port or 6379)
+        self.reader = Reader()
+        self.waiters: collections.deque = collections.deque()
+        self.pending: list = []
+        self.transport = None
+        self.dumps, self.loads = pickle.dumps, pickle.loads
+
+    async def _connect(self):
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        await loop.create_connection(lambda: self, *self.address)
+        await self._send(_pack(b"CLIENT", b"SETNAME", b"bench-async-floor"))
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.reader.feed(data)
+        gets, waiters = self.reader.gets, self.waiters
+        while waiters:
+            reply = gets()
+            if reply is False:
+                break
+            future, count, replies = waiters[0]
+            if replies is None:
+                waiters.popleft()
+                future.set_result(reply)
+            else:
+                replies.append(reply)
+                if len(replies) == count:
+                    waiters.popleft()
+                    future.set_result(replies)
+
+    def _flush(self):
+        pending, self.pending = self.pending, []
+        self.transport.write(b"".join(pending))
+
+    def _send(self, packed: bytes, replies: int = 1):
+        """The future of the reply to ``packed`` (a list of ``replies`` if more than one)."""
+        future = self.loop.create_future()
+        self.waiters.append((future, replies, [] if replies > 1 else None))
+        if not self.pending:
+            self.loop.call_soon(self._flush)
+        self.pending.append(packed)
+        return future
+
+    async def aget(self, key: str):
+        value = await self._send(_pack(b"GET", key.encode()))
+        return None if value is None else self.loads(value)
+
+    async def aset(self, key: str, value) -> bool:
+        if self.transport is None:  # (the benchmark's first call: prepare)
+            await self._connect()
+        stored = b"%d" % value if type(value) is int else self.dumps(value)
+        return await self._send(_pack(b"SET", key.encode(), stored, b"PX", b"300000")) == b"OK"
+
+    async def aincr(self, key: str) -> int:
+        return await self._send(_pack(b"INCRBY", key.encode(), b"1"))
+
+    async def aget_many(self, keys: list) -> dict:
+        values = await self._send(_pack(b"MGET", *(key.encode() for key in keys)))
+        return {key: self.loads(value) for key, value in zip(keys, values) if value is not None}

@@ -2,7 +2,9 @@
 
 Contenders: this package's ValkeyCache (its native ``a*`` methods) and
 AsyncValkeyCache, django-valkey's AsyncValkeyCache, django-redis and Django's
-RedisCache (whose ``a*`` methods hop to a thread). All talk to one server; rounds
+RedisCache (whose ``a*`` methods hop to a thread), and the asyncio floor
+(``bench.floor.BareProtocol``: a bare protocol, a future per call, no client). All
+talk to one server; rounds
 interleave every contender in shuffled order. Reported: median ops/s, client CPU
 microseconds per op, and the peak number of server connections each one opened.
 
@@ -42,6 +44,7 @@ ALIASES = {
     "Django RedisCache": ("builtin", "django.core.cache.backends.redis.RedisCache", True, True),
 }
 PER_REQUEST = "per request (build + aget + close)"
+FLOOR = "floor (bare asyncio protocol)"
 
 NAMES = {
     "django-valkey-fast ValkeyCache": "dvf-sync-alias",
@@ -49,15 +52,20 @@ NAMES = {
     "django-valkey 0.4 AsyncValkeyCache": "dv-async",
     "django-redis": "django-redis",
     "Django RedisCache": "django-builtin",
+    FLOOR: "bench-async-floor",
 }
 
 
-def contenders():
-    """Name -> (the alias's backend, whether its coroutines have a* names)."""
+def contenders(location):
+    """Name -> (the alias's backend, or the floor; whether its coroutines have a* names)."""
     from django.core.cache import caches
 
-    return {name: (caches[alias], prefixed)
-            for name, (alias, _, _, prefixed) in ALIASES.items()}
+    from bench.floor import BareProtocol
+
+    chosen = {name: (caches[alias], prefixed)
+              for name, (alias, _, _, prefixed) in ALIASES.items()}
+    chosen[FLOOR] = (BareProtocol(location), True)
+    return chosen
 
 
 def configure_aliases(location):
@@ -97,6 +105,8 @@ def per_request(name: str, prefixed: bool):
 def operation(cache, prefixed: bool, name: str, contender: str = ""):
     """The coroutine function for workload ``name`` on ``cache``."""
     if name == PER_REQUEST:
+        if contender == FLOOR:  # (the floor builds nothing: a request is one aget)
+            return lambda: cache.aget("small")
         return per_request(contender, prefixed)
     def method(method_name):
         return getattr(cache, ("a" + method_name) if prefixed else method_name)
@@ -148,7 +158,7 @@ async def connections(location):
 
 
 async def run(location, rounds, total):
-    caches = contenders()
+    caches = contenders(location)
     for cache, prefixed in caches.values():
         await prepare(cache, prefixed)
     results, peaks = {}, {name: 0 for name in caches}
@@ -170,21 +180,25 @@ async def run(location, rounds, total):
 
 def report(caches, results, peaks, baseline="django-valkey 0.4 AsyncValkeyCache"):
     lines = ["| in flight | workload | backend | ops/s | CPU us/op | ops/s vs django-valkey "
-             "| CPU vs django-valkey | peak connections |",
-             "|---:|---|---|---:|---:|---:|---:|---:|"]
+             "| CPU vs django-valkey | ops/s vs floor | peak connections |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for in_flight in (1, 50):
         for workload in WORKLOADS:
             base = results[in_flight, workload, baseline]
             base_ops = statistics.median(r[0] for r in base)
             base_cpu = statistics.median(r[1] for r in base)
+            floor_ops = statistics.median(r[0] for r in results[in_flight, workload, FLOOR])
             for name in caches:
                 ops = statistics.median(r[0] for r in results[in_flight, workload, name])
                 cpu = statistics.median(r[1] for r in results[in_flight, workload, name])
                 lines.append(f"| {in_flight} | {workload} | {name} | {ops:,.0f} | {cpu:.1f} | "
-                             f"{ops / base_ops:.2f}x | {cpu / base_cpu:.2f}x | {peaks[name]} |")
+                             f"{ops / base_ops:.2f}x | {cpu / base_cpu:.2f}x | "
+                             f"{ops / floor_ops:.2f}x | {peaks[name]} |")
     lines += ["", "| backend | per request CPU us | warm aget CPU us | per request / warm aget |",
               "|---|---:|---:|---:|"]
     for name in caches:
+        if name == FLOOR:
+            continue
         request = statistics.median(r[1] for r in results[1, PER_REQUEST, name])
         warm = statistics.median(r[1] for r in results[1, "aget", name])
         lines.append(f"| {name} | {request:.1f} | {warm:.1f} | {request / warm:.2f}x |")
