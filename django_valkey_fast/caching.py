@@ -160,7 +160,7 @@ def _forget(stores, keys) -> None:
 
 def _read_many(store: LocalStore, redirect, keys: Sequence, single: bool):
     """Plan: ``GET key`` (``single``) or ``MGET keys``, from the store where it can."""
-    replies = [store.lookup(key) for key in keys]
+    replies = store.lookup_many(keys)
     missing = [position for position, reply in enumerate(replies) if reply is MISSING]
     if not missing:
         return replies[0] if single else replies
@@ -212,22 +212,28 @@ def _read_on_cluster(router: ClusterRouter, nodes, keys: Sequence, single: bool)
     if not router.ready:
         yield from refresh_slots(router)
     slots = router.slots
-    replies: list = [MISSING] * len(keys)
-    missing: dict = {}  # node -> {slot: [position, ...]}
-    stores: dict = {}  # node -> its store
-    for position, key in enumerate(keys):
-        slot = key_slot(key)
+    key_slots = [key_slot(key) for key in keys]
+    on_node: dict = {}  # node -> [position, ...]
+    for position, slot in enumerate(key_slots):
         node = slots[slot]
         if node is None:  # a slot no known node serves: the general plan refreshes
             return (yield from cluster_plan(router, ("GET" if single else "MGET", *keys)))
-        store = stores.get(node)
-        if store is None:
-            store = stores[node] = nodes.server_at(node).store
-        reply = store.lookup(key)
-        if reply is MISSING:
-            missing.setdefault(node, {}).setdefault(slot, []).append(position)
+        positions = on_node.get(node)
+        if positions is None:
+            on_node[node] = [position]
         else:
-            replies[position] = reply
+            positions.append(position)
+    replies: list = [MISSING] * len(keys)
+    missing: dict = {}  # node -> {slot: [position, ...]}
+    stores: dict = {}  # node -> its store
+    for node, positions in on_node.items():
+        store = stores[node] = nodes.server_at(node).store
+        kept = store.lookup_many([keys[position] for position in positions])
+        for position, reply in zip(positions, kept):
+            if reply is MISSING:
+                missing.setdefault(node, {}).setdefault(key_slots[position], []).append(position)
+            else:
+                replies[position] = reply
     if not missing:
         return replies[0] if single else replies
     # Tokens first, then the listeners' ids (see _read_many).

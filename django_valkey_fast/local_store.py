@@ -120,6 +120,38 @@ class LocalStore:
                         self._remove(key)
         return MISSING
 
+    def lookup_many(self, keys) -> list:
+        """:meth:`lookup` of each of ``keys``: their kept replies, :data:`MISSING` where
+        there is none. The clock and the listener's socket are asked once for them all,
+        the socket after every entry is read (as ``lookup`` asks it after its one): a
+        message that arrived before that check means no hit at all."""
+        found = [MISSING] * len(keys)
+        now = self._clock()
+        if not (self._live and now - self._proven_at <= self.max_staleness):
+            return found
+        entries = self._entries
+        hits = []
+        expired = []
+        for position, key in enumerate(keys):
+            entry = entries.get(key)  # (no lock: one dict read each)
+            if entry is not None:
+                if entry[1] > now:
+                    hits.append((position, entry))
+                else:
+                    expired.append((key, entry))
+        if hits and self._unread():
+            hits = []  # (an invalidation may be waiting for the listener thread)
+        for position, entry in hits:
+            entry[3] = True
+            found[position] = entry[0]
+        self.hits += len(hits)
+        if expired:
+            with self._lock:  # expired with their keys
+                for key, entry in expired:
+                    if entries.get(key) is entry:
+                        self._remove(key)
+        return found
+
     def begin_read(self, key) -> _Read:
         """A token for a read of ``key`` about to be sent (see :meth:`finish_read`);
         counts a miss."""

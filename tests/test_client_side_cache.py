@@ -749,6 +749,36 @@ def test_no_hit_while_the_listener_socket_holds_unread_bytes():
     assert store.lookup("k") == b"v"
 
 
+def test_lookup_many_answers_as_lookup_does_with_one_socket_check():
+    """get_many's lookups: each key's kept reply or MISSING, as ``lookup`` answers;
+    hits counted, an expired entry dropped; a store not live, or a listener socket
+    holding unread bytes (checked after the entries are read), serves no hit at all."""
+    now = [100.0]
+    store = LocalStore(100, 1 << 20, 60.0, clock=lambda: now[0])
+    assert store.lookup_many(["a"]) == [MISSING]  # (not live yet)
+    unread = [False]
+    checks = []
+
+    def socket_holds_bytes():
+        checks.append(1)
+        return unread[0]
+
+    store.connected(socket_holds_bytes)
+    store.proved(now[0])
+    for key, reply, ttl in (("a", b"A", -1), ("none", None, -2), ("short", b"S", 1000)):
+        store.finish_read(key, store.begin_read(key), reply, ttl)
+    assert store.lookup_many(["a", "x", "none", "short"]) == [b"A", MISSING, None, b"S"]
+    assert store.hits == 3 and len(checks) == 1  # (one check for the whole batch)
+    now[0] += 2  # "short" expired
+    assert store.lookup_many(["short", "a"]) == [MISSING, b"A"]
+    assert "short" not in store._entries
+    unread[0] = True
+    assert store.lookup_many(["a", "none"]) == [MISSING, MISSING]
+    unread[0] = False
+    now[0] += 61  # not proved within MAX_STALENESS
+    assert store.lookup_many(["a"]) == [MISSING]
+
+
 def test_a_spinning_reader_sees_another_process_write_without_waiting_for_the_gil(
         csc, server):
     """A thread doing nothing but local hits holds the GIL: the listener thread gets
