@@ -240,7 +240,14 @@ class DecodedValues(list):
     __slots__ = ()
 
 
-ABSENT = type("Absent", (), {"__repr__": lambda self: "ABSENT", "__slots__": ()})()
+class _Absent:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()  # in DecodedValues: no such key
 
 
 def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False,

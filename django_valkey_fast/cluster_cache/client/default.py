@@ -52,7 +52,8 @@ class DefaultClusterClient(DefaultClient):
         (self._router, self._seed_pool, self._node_channels, self._aio,
          self._cluster_cache) = self._servers.topology(self._cluster_topology(seeds))
         self._cluster_channel = self._sync_cluster_channel(self._router)
-        del self.decode_many  # (DefaultClient binds the codec's; this class's reads both)
+        # (DefaultClient binds the codec's decode_many; this class's reads DecodedValues)
+        self.__dict__.pop("decode_many", None)
 
     def _cluster_topology(self, seeds):
         """What every client of this configuration shares: the slot map, the seed pool,
