@@ -175,29 +175,58 @@ def _read_many(store: LocalStore, redirect, keys: Sequence, single: bool):
             answer = yield read
             found = [answer] if single else answer
         else:
-            # OPTIN + CACHING YES: only this read is tracked on the connection, not
-            # every other command it runs (the server's table and the listener's
-            # traffic hold the keys kept here, not all keys read).
-            answers = yield [("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "OPTIN"),
-                             ("CLIENT", "CACHING", "YES"), read,
-                             *[("PTTL", key) for key in wanted]]
-            tracking, caching, answer, ttls = answers[0], answers[1], answers[2], answers[3:]
+            answers = yield _tracked_pipeline(client_id, [read], wanted)
+            ((answer, keep, ttls),) = _tracked_replies(answers, [len(wanted)])
             if isinstance(answer, Exception):
                 raise answer
             found = [answer] if single else answer
-            # Kept only if tracking is on for this read. It is refused when the listener
-            # it names has just gone (its successor, once subscribed, flushes anyway):
-            # the reply is still the caller's answer.
-            if not isinstance(tracking, Exception) and not isinstance(caching, Exception):
-                for key, token, reply, ttl in zip(wanted, tokens, found, ttls):
-                    if not isinstance(ttl, Exception):
-                        store.finish_read(key, token, reply, ttl)
+            if keep:
+                _keep(store, wanted, tokens, found, ttls)
     finally:
         for key, token in zip(wanted, tokens):
             store.abandon_read(key, token)  # (a no-op for the ones kept)
     for position, reply in zip(missing, found):
         replies[position] = reply
     return replies[0] if single else replies
+
+
+def _tracked_pipeline(client_id, reads: list, wanted: Sequence) -> list:
+    """The pipeline of ``reads`` (GETs and MGETs of the keys ``wanted``, in order) whose
+    replies may be kept: tracking redirected to the listener ``client_id`` first, then
+    each read after its ``CLIENT CACHING YES``, then each key's PTTL. OPTIN + CACHING
+    YES: only these reads are tracked on the connection, not every other command it
+    runs (the server's table and the listener's traffic hold the keys kept here, not
+    all keys read)."""
+    pipeline: list = [("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "OPTIN")]
+    for read in reads:
+        pipeline += (("CLIENT", "CACHING", "YES"), read)
+    pipeline += [("PTTL", key) for key in wanted]
+    return pipeline
+
+
+def _tracked_replies(replies: list, counts: Sequence[int]) -> list:
+    """``[(answer, keep, ttls), ...]``, one per read of a :func:`_tracked_pipeline`
+    whose reads asked for ``counts`` keys: the read's reply, whether its values may
+    be kept (tracking was on for it: it is refused when the listener it names has just
+    gone, whose successor, once subscribed, flushes anyway; the reply is still the
+    caller's answer) and its keys' PTTL replies."""
+    tracking = not isinstance(replies[0], Exception)
+    ttl_at = 1 + 2 * len(counts)
+    walked = []
+    for index, count in enumerate(counts):
+        caching = replies[1 + 2 * index]
+        walked.append((replies[2 + 2 * index], tracking and not isinstance(caching, Exception),
+                       replies[ttl_at:ttl_at + count]))
+        ttl_at += count
+    return walked
+
+
+def _keep(store: LocalStore, keys: Sequence, tokens: Sequence, found: Sequence,
+          ttls: Sequence) -> None:
+    """Keep each key's reply read under its token (not for a key whose PTTL failed)."""
+    for key, token, reply, ttl in zip(keys, tokens, found, ttls):
+        if not isinstance(ttl, Exception):
+            store.finish_read(key, token, reply, ttl)
 
 
 _REFUSED = (MovedError, AskError, TryAgainError, ClusterDownError)  # not run: read again
@@ -242,23 +271,17 @@ def _read_on_cluster(router: ClusterRouter, nodes, keys: Sequence, single: bool)
     tokens = {position: store.begin_read(keys[position]) for position, store in store_at.items()}
     try:
         reads: dict = {}  # node -> its reads, one per slot
-        sent: dict = {}  # node -> (the listener's id, or None: untracked), its pipeline
+        sent: dict = {}  # node -> its pipeline (its reads alone when untracked)
         for node, groups in missing.items():
             reads[node] = node_reads = [
                 ("GET", keys[positions[0]]) if single
                 else ("MGET", *[keys[position] for position in positions])
                 for positions in groups.values()]
             client_id = nodes.server_at(node).redirect_id()
-            if client_id is None:
-                sent[node] = None, node_reads
-                continue
-            pipeline: list = [("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "OPTIN")]
-            for read in node_reads:
-                pipeline += (("CLIENT", "CACHING", "YES"), read)
-            pipeline += [("PTTL", keys[position])
-                         for positions in groups.values() for position in positions]
-            sent[node] = client_id, pipeline
-        results = yield Fanout({node: pipeline for node, (_, pipeline) in sent.items()})
+            sent[node] = node_reads if client_id is None else _tracked_pipeline(
+                client_id, node_reads,
+                [keys[position] for positions in groups.values() for position in positions])
+        results = yield Fanout(sent)
         again: list = []
         for node, groups in missing.items():
             result = results[node]
@@ -267,30 +290,25 @@ def _read_on_cluster(router: ClusterRouter, nodes, keys: Sequence, single: bool)
                     raise result
                 again.extend(position for positions in groups.values() for position in positions)
                 continue
-            tracked = sent[node][0] is not None
-            keep = tracked and not isinstance(result[0], Exception)
-            step = 2 if tracked else 1
-            ttl_at = 1 + 2 * len(groups)  # (the first PTTL's place, when tracked)
-            for index, positions in enumerate(groups.values()):
-                at = tracked + step * index  # (the read's CLIENT CACHING YES, if any)
-                answer = result[at + tracked]
+            if sent[node] is reads[node]:  # (untracked: the reads' replies, nothing kept)
+                walked = [(answer, False, ()) for answer in result]
+            else:
+                walked = _tracked_replies(result, [len(positions) for positions in groups.values()])
+            for positions, (answer, keep, ttls) in zip(groups.values(), walked):
                 if isinstance(answer, Exception):
                     if isinstance(answer, MovedError):
                         router.moved(answer)
                     if not isinstance(answer, _REFUSED):
                         return answer  # an error about the command itself: its reply
                     again.extend(positions)
-                    ttl_at += len(positions)
                     continue
-                kept = keep and not isinstance(result[at], Exception)
-                for position, reply in zip(positions, [answer] if single else answer):
+                found = [answer] if single else answer
+                for position, reply in zip(positions, found):
                     replies[position] = reply
-                    if kept:
-                        ttl = result[ttl_at]
-                        if not isinstance(ttl, Exception):
-                            store_at[position].finish_read(keys[position], tokens[position],
-                                                           reply, ttl)
-                    ttl_at += 1
+                if keep:
+                    store = store_at[positions[0]]  # (a slot's keys: one node, one store)
+                    _keep(store, [keys[position] for position in positions],
+                          [tokens[position] for position in positions], found, ttls)
     finally:
         for position, token in tokens.items():
             store_at[position].abandon_read(keys[position], token)

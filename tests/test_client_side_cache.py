@@ -588,6 +588,14 @@ def test_a_read_whose_tracking_is_refused_is_answered_but_not_kept():
         plan.send([refused, b"OK", b"v", -1])
     assert answer.value.value == b"v"
     assert store.lookup("k") is MISSING
+    # The same when CLIENT CACHING YES is the one refused: this read was not tracked.
+    plan = through_stores(store, [store], lambda: 42, ("MGET", "k", "j"))
+    next(plan)
+    caching_refused = ResponseError("CLIENT CACHING can be called only when tracking is on")
+    with pytest.raises(StopIteration) as answer:
+        plan.send([b"OK", caching_refused, [b"v", b"w"], -1, -1])
+    assert answer.value.value == [b"v", b"w"]
+    assert store.lookup("k") is MISSING and store.lookup("j") is MISSING
 
 
 # -- Sentinel ---------------------------------------------------------------------------
