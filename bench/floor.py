@@ -5,7 +5,7 @@ One blocking socket, commands packed by hand, replies parsed by libvalkey's Read
 backends pickle them. No key building, no pool, no checks: what any Python cache
 client must at least spend per call. Benchmark rows are divided by it ("CPU vs floor").
 
-``BareProtocol`` is the asyncio floor: one ``asyncio.Protocol`` connection per loop, a
+``BareProtocol`` is the asyncio floor: one ``asyncio.Protocol`` connection, a
 future per command, commands of one loop iteration joined in one write, replies handed
 to the futures in order. What any asyncio client pays per call (the future, the task's
 wake-up, the loop's handle) with nothing of its own on top.
@@ -80,8 +80,9 @@ class BareSocket:
 
 
 class BareProtocol(asyncio.Protocol):
-    """The asyncio floor, with the ``a*`` cache API the async benchmark's workloads call
-    (connected on the first call, in the running loop)."""
+    """The asyncio floor, with the ``a*`` cache API the async benchmark's workloads call:
+    one connection, opened by its first ``aset`` (the benchmark prepares every
+    contender with one) in the loop running it, which every later call must run in."""
 
     def __init__(self, location: str):
         url = urlparse(location)

@@ -192,10 +192,10 @@ def split_by_node(command, slots, one_key_verb=None):
     (the command goes whole). A slot no node serves raises ``LookupError(slot)``."""
     cdef tuple args = command if type(command) is tuple else tuple(command)
     cdef Py_ssize_t count = len(args), g, slot
-    cdef list slot_map = slots if type(slots) is list else list(slots)
-    cdef Py_ssize_t size = len(slot_map)
     if count < 3:
         return None, None
+    cdef list slot_map = slots if type(slots) is list else list(slots)
+    cdef Py_ssize_t size = len(slot_map)
     cdef _SlotGroups groups = _SlotGroups()
     groups.fill(args, count)
     if groups.groups == 1:

@@ -5,8 +5,8 @@ Cluster hash slots, and the per-key loops of splitting commands by place.
 between the first ``{`` and the next ``}``, when not empty) modulo 16384.
 """
 
-__all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "place_values", "split_keys",
-           "take_replies"]
+__all__ = ["SLOTS", "group_parts", "key_slot", "merge_values", "place_values", "split_by_node",
+           "split_keys", "take_replies"]
 
 SLOTS = 16384
 
@@ -109,9 +109,10 @@ def group_parts(slots, todo, asking):
 
 def split_by_node(command, slots, one_key_verb=None):
     """``split_keys(command, key_slot, one_key_verb)`` then ``group_parts(slots, parts,
-    None)`` in one pass: ``(per_node, spots)``, ``per_node`` as ``group_parts`` gives it
-    and ``spots`` as ``split_keys`` does; ``(None, None)`` when every key has one slot
-    (the command goes whole). A slot no node serves raises ``LookupError(slot)``."""
+    None)`` (the compiled twin does both in one pass): ``(per_node, spots)``,
+    ``per_node`` as ``group_parts`` gives it and ``spots`` as ``split_keys`` does;
+    ``(None, None)`` when every key has one slot (the command goes whole). A slot no
+    node serves raises ``LookupError(slot)``."""
     if len(command) < 3:
         return None, None
     parts, spots = split_keys(command, key_slot, one_key_verb)

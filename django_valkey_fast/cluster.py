@@ -259,9 +259,11 @@ def read_many_on_cluster(router: ClusterRouter, command, replicas: bool = False,
     through :func:`run_on_cluster` and its rules; reading them twice is safe.
 
     With ``decode`` (``decode(value, key)``), the answer is :class:`DecodedValues` when
-    the keys span slots: each node's values are decoded while the next nodes' replies
-    are still on their way; a value that does not decode is raised once every node's
-    replies are read. (Keys in one slot go whole; their answer is the raw MGET list.)"""
+    the keys were read node by node: each node's values decoded when the driver hands
+    over its replies (the sync driver: while the next nodes' replies are still on
+    their way); a value that does not decode is raised once every node's replies are
+    read (the first found). (Keys in one slot, or a slot no known node serves, go
+    whole through the general plan: their answer is the raw MGET list.)"""
     if not router.ready:
         yield from refresh_slots(router)
     try:  # (a slot's one key: GET)

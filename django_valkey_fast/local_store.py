@@ -108,9 +108,10 @@ class LocalStore:
             entry = self._entries.get(key)  # (no lock: one dict read)
             if entry is not None:
                 if entry[1] > now:
-                    if self._unread():
+                    if self._unread() or self._entries.get(key) is not entry:
                         # An invalidation may be waiting for the listener thread (for
                         # the GIL: up to its switch interval, 5 ms): no hit until read.
+                        # Or the listener ran in between, read it and dropped the entry.
                         return MISSING
                     entry[3] = True
                     self.hits += 1
@@ -123,8 +124,9 @@ class LocalStore:
     def lookup_many(self, keys) -> list:
         """:meth:`lookup` of each of ``keys``: their kept replies, :data:`MISSING` where
         there is none. The clock and the listener's socket are asked once for them all,
-        the socket after every entry is read (as ``lookup`` asks it after its one): a
-        message that arrived before that check means no hit at all."""
+        after every entry is read (as ``lookup`` asks after its one): bytes waiting on
+        the socket then mean no hit at all, and an entry the listener dropped meanwhile
+        (it ran while the entries were read, and applied what it read) is no hit."""
         found = [MISSING] * len(keys)
         now = self._clock()
         if not (self._live and now - self._proven_at <= self.max_staleness):
@@ -136,15 +138,18 @@ class LocalStore:
             entry = entries.get(key)  # (no lock: one dict read each)
             if entry is not None:
                 if entry[1] > now:
-                    hits.append((position, entry))
+                    hits.append((position, key, entry))
                 else:
                     expired.append((key, entry))
         if hits and self._unread():
             hits = []  # (an invalidation may be waiting for the listener thread)
-        for position, entry in hits:
-            entry[3] = True
-            found[position] = entry[0]
-        self.hits += len(hits)
+        served = 0
+        for position, key, entry in hits:
+            if entries.get(key) is entry:  # (not invalidated, nor flushed, since read)
+                entry[3] = True
+                found[position] = entry[0]
+                served += 1
+        self.hits += served
         if expired:
             with self._lock:  # expired with their keys
                 for key, entry in expired:

@@ -46,9 +46,11 @@ class Fanout(dict):
     connection failed maps to that ``ConnectionError``/``TimeoutError`` instead, for
     the plan to decide what may be sent again.
 
-    ``received(server, replies)``, when given, is called with each server's replies as
-    soon as they are read, before the step ends: the plan's work on one server's
-    replies then overlaps the wait for the next server's."""
+    ``received(server, replies)``, when given, may be called by the driver with a
+    server's replies as soon as they are read, before the step ends (the sync driver
+    does: the plan's work on one server's replies then overlaps the wait for the next
+    server's); the plan does the same work after the step for the servers it was not
+    called for."""
 
     __slots__ = ("received",)
 

@@ -58,12 +58,7 @@ class AsyncNodes:
             if isinstance(reply, BaseException) and not isinstance(
                     reply, (ConnectionError, TimeoutError)):
                 raise reply
-        received = getattr(per_node, "received", None)
-        if received is not None:  # (the nodes answered meanwhile, each in its time)
-            for node, reply in zip(nodes, replies):
-                if not isinstance(reply, BaseException):
-                    received(node, reply)
-        return dict(zip(nodes, replies))
+        return dict(zip(nodes, replies))  # (no ``received``: the plan does that work)
 
 
 class AsyncShardChannel(AsyncNodes):
@@ -161,8 +156,10 @@ class ClusterChannel(SyncNodes):
 
 class AsyncClusterChannel(AsyncNodes):
     """Runs commands on the nodes serving their slots (asyncio; nodes in parallel):
-    the cluster plan, driven by ``arun_plan``, whose ``Fanout`` steps this channel runs;
-    ``decode`` as for :class:`ClusterChannel`."""
+    the cluster plan, driven by ``arun_plan``, whose ``Fanout`` steps this channel runs.
+    Built with ``decode``, it answers an MGET over several slots with the values
+    decoded, as :class:`ClusterChannel` does (here once every node has answered: the
+    event loop runs the other callers meanwhile)."""
 
     def __init__(self, router, channel_at, decode=None):
         super().__init__(router, channel_at)

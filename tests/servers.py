@@ -56,7 +56,10 @@ def free_port() -> int:
 
 def _info_field(info: str, name: str) -> int:
     """The integer field ``name`` of an INFO reply."""
-    return int(re.search(rf"^{name}:(\d+)", info, re.M).group(1))
+    found = re.search(rf"^{name}:(\d+)", info, re.M)
+    if found is None:
+        raise RuntimeError(f"no {name} in the server's INFO: {info!r}")
+    return int(found.group(1))
 
 
 def _send(address, *commands: str) -> list[str]:
@@ -158,7 +161,9 @@ class Server:
         return _send(("127.0.0.1", self.port), *commands)
 
     def replicated_to(self, *replicas: "Server", timeout: float = 10.0):
-        """Wait until every replica has applied everything this primary wrote so far.
+        """Wait until every replica has applied everything this primary wrote so far
+        (a replica's own ``master_repl_offset`` counts what it applied: it feeds its
+        backlog with the stream as it runs it).
 
         ``WAIT`` sent on a fresh connection cannot do this: it waits for the offset of
         that connection's own last write, which is none, and returns at once."""

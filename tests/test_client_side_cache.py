@@ -787,6 +787,59 @@ def test_lookup_many_answers_as_lookup_does_with_one_socket_check():
     assert store.lookup_many(["a"]) == [MISSING]
 
 
+def test_a_listener_that_runs_during_a_lookup_leaves_no_stale_hit():
+    """NO-STALE-HIT: the listener thread may take the GIL between a lookup reading an
+    entry and asking the socket: it reads the waiting invalidation (the socket is then
+    empty) and drops the entry. The lookup must not serve what it read before: one key
+    (``lookup``) or a batch (``lookup_many``, whose entries are read over a longer
+    window), and a flush (the listener's connection lost) the same."""
+    from collections import OrderedDict
+
+    def store_with(keys, unread=int):
+        store = LocalStore(100, 1 << 20, 60.0, clock=lambda: 100.0)
+        store.connected(unread)
+        store.proved(100.0)
+        for key in keys:
+            store.finish_read(key, store.begin_read(key), b"old-" + key.encode(), -1)
+        return store
+
+    # lookup: the listener runs at the socket check, finds the message, applies it.
+    waiting = [True]
+
+    def listener_runs_at_the_check():
+        if waiting[0]:
+            waiting[0] = False
+            store.invalidate(["a"])
+        return False
+
+    store = store_with("a", listener_runs_at_the_check)
+    assert store.lookup("a") is MISSING
+    assert store.lookup("a") is MISSING  # (dropped: the next read fetches it)
+
+    class ListenerRunsWhileReading(OrderedDict):
+        """The entries; reading ``b`` lets the listener run (``then``) once."""
+        then = None
+
+        def get(self, key, default=None):
+            if key == "b" and self.then is not None:
+                then, self.then = self.then, None
+                then()
+            return super().get(key, default)
+
+    for listener in ("invalidates a", "loses its connection"):
+        store = store_with("ab")
+        entries = ListenerRunsWhileReading(store._entries)
+        store._entries = entries
+        entries.then = ((lambda: store.invalidate(["a"])) if listener == "invalidates a"
+                        else store.disconnected)
+        found = store.lookup_many(["a", "b"])
+        assert found[0] is MISSING, listener
+        if listener == "invalidates a":
+            assert found[1] == b"old-b" and store.hits == 1
+        else:
+            assert found[1] is MISSING and store.hits == 0
+
+
 def test_a_spinning_reader_sees_another_process_write_without_waiting_for_the_gil(
         csc, server):
     """A thread doing nothing but local hits holds the GIL: the listener thread gets
