@@ -108,10 +108,12 @@ class LocalStore:
             entry = self._entries.get(key)  # (no lock: one dict read)
             if entry is not None:
                 if entry[1] > now:
-                    if self._unread() or self._entries.get(key) is not entry:
+                    if self._unread():
                         # An invalidation may be waiting for the listener thread (for
                         # the GIL: up to its switch interval, 5 ms): no hit until read.
-                        # Or the listener ran in between, read it and dropped the entry.
+                        return MISSING
+                    still: Any = self._entries.get(key)
+                    if still is not entry:  # the listener ran meanwhile and dropped it
                         return MISSING
                     entry[3] = True
                     self.hits += 1
@@ -145,7 +147,8 @@ class LocalStore:
             hits = []  # (an invalidation may be waiting for the listener thread)
         served = 0
         for position, key, entry in hits:
-            if entries.get(key) is entry:  # (not invalidated, nor flushed, since read)
+            still: Any = entries.get(key)
+            if still is entry:  # (not invalidated, nor flushed, since read)
                 entry[3] = True
                 found[position] = entry[0]
                 served += 1
