@@ -160,6 +160,21 @@ class Server:
             return _send(("127.0.0.1", self.port), *commands)[1:]
         return _send(("127.0.0.1", self.port), *commands)
 
+    def clients_named(self, name: str) -> int:
+        """How many connections named ``name`` (CLIENT SETNAME) the server holds."""
+        listing = self.command("CLIENT LIST")[0]
+        return sum(f"name={name}" in line for line in listing.splitlines())
+
+    def settled_clients(self, name: str, expected: int, timeout: float = 5.0) -> int:
+        """``clients_named(name)`` once it is ``expected``, or what it is after
+        ``timeout`` seconds: the server notices a socket closed here a moment later."""
+        deadline = time.monotonic() + timeout
+        while True:
+            count = self.clients_named(name)
+            if count == expected or time.monotonic() > deadline:
+                return count
+            time.sleep(0.01)
+
     def replicated_to(self, *replicas: "Server", timeout: float = 10.0):
         """Wait until every replica has applied everything this primary wrote so far
         (a replica's own ``master_repl_offset`` counts what it applied: it feeds its

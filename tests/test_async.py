@@ -19,11 +19,6 @@ def slow(seconds):
     return ("DEBUG", "SLEEP", str(seconds))
 
 
-def clients_named(server, name):
-    listing = server.command("CLIENT LIST")[0]
-    return sum(f"name={name}" in line for line in listing.splitlines())
-
-
 async def test_django_async_api(cache):
     assert await cache.aset("k", {"a": 1}) is True
     assert await cache.aget("k") == {"a": 1}
@@ -155,7 +150,7 @@ async def test_two_hundred_concurrent_tasks_on_few_connections(make_cache, serve
 
     assert sorted(await asyncio.gather(*[worker(i) for i in range(200)])) == list(range(200))
     assert await cache.aget("total") == 200
-    assert 1 <= clients_named(server, "crowd") <= 2
+    assert 1 <= server.clients_named("crowd") <= 2
 
 
 def test_consecutive_event_loops(make_cache, server):
@@ -167,8 +162,7 @@ def test_consecutive_event_loops(make_cache, server):
 
     for value in range(3):
         assert asyncio.run(use(value)) == value
-    time.sleep(0.05)
-    assert clients_named(server, "loops") == 1  # closed loops' sockets were closed
+    assert server.settled_clients("loops", 1) == 1  # closed loops' sockets were closed
     assert cache.get("k") == 2  # and the sync side is unaffected
 
 
@@ -218,8 +212,7 @@ def test_loop_closed_with_a_command_in_flight(make_cache, server):
         return await cache.aget("k")
 
     assert asyncio.run(again()) == 1
-    time.sleep(0.05)
-    assert clients_named(server, "inflight") == 1
+    assert server.settled_clients("inflight", 1) == 1
 
 
 async def test_cancelled_caller_does_not_corrupt_the_connection(cache):

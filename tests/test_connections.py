@@ -193,23 +193,17 @@ def test_tls_url_schemes(make_cache, tls_server, scheme):
     assert cache.client.get_client().connection_pool.connection_class is valkey.SSLConnection
 
 
-def _clients_named(server, name):
-    listing = server.command("CLIENT LIST")[0]
-    return sum(f"name={name}" in line for line in listing.splitlines())
-
-
 def test_close_keeps_connections_unless_close_connection(make_cache, server):
     keep = make_cache(OPTIONS={"CONNECTION_POOL_KWARGS": {"client_name": "keep"}})
     keep.set("k", 1)
     keep.close()
-    assert _clients_named(server, "keep") == 1
+    assert server.clients_named("keep") == 1
     closing = make_cache(OPTIONS={"CLOSE_CONNECTION": True,
                                   "CONNECTION_POOL_KWARGS": {"client_name": "closing"}})
     closing.set("k", 2)
-    assert _clients_named(server, "closing") == 1
+    assert server.clients_named("closing") == 1
     closing.close()
-    time.sleep(0.05)
-    assert _clients_named(server, "closing") == 0
+    assert server.settled_clients("closing", 0) == 0
     assert closing.get("k") == 2  # reconnects on next use
 
 
