@@ -7,7 +7,8 @@ from urllib.parse import urlparse
 from valkey.exceptions import ReadOnlyError, ResponseError
 
 __all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START", "key_text",
-           "number_like_payload", "without_password", "pipeline_error", "reads_as_number", "unless_number_like"]
+           "number_like_payload", "pipeline_error", "reads_as_number", "unless_number_like",
+           "without_password"]
 
 
 class CacheKey(str):

@@ -446,6 +446,18 @@ def _replicas_listed(cluster) -> None:
     seed.close()
 
 
+def _reads_back_async(cache, data, times: int) -> None:
+    """``times`` rounds of aget_many and of aget per key, each answering ``data``."""
+
+    async def rounds():
+        for _ in range(times):
+            assert await cache.aget_many(list(data)) == data
+            for key, value in data.items():
+                assert await cache.aget(key) == value
+
+    asyncio.run(rounds())
+
+
 def _on_replicas(cluster, cache, data) -> None:
     """Wait until every replica has ``data`` (replication is asynchronous)."""
     deadline = time.monotonic() + 10
@@ -477,13 +489,7 @@ def test_reads_from_replicas_with_valkey_pys_option(cluster):
     sync_reads = _calls(replicas, "get") + _calls(replicas, "mget") - before
     assert sync_reads >= 30  # (about half of the reads: primary, replica, primary...)
 
-    async def async_side():
-        for _ in range(3):
-            assert await cache.aget_many(list(data)) == data
-            for key, value in data.items():
-                assert await cache.aget(key) == value
-
-    asyncio.run(async_side())
+    _reads_back_async(cache, data, times=3)
     assert _calls(replicas, "get") + _calls(replicas, "mget") - before - sync_reads >= 30
     plain = ClusterValkeyCache(cluster.url, {"KEY_PREFIX": "replica-reads"})
     before = _calls(replicas, "get") + _calls(replicas, "mget")
@@ -513,12 +519,6 @@ def test_a_dead_replica_costs_reads_nothing():
         # Its slots are read from their primary now, with no pause to wait out per read.
         assert not any(dead in table for table in router.read_tables)
 
-        async def async_side():
-            for _ in range(5):
-                assert await cache.aget_many(list(data)) == data
-                for key, value in data.items():
-                    assert await cache.aget(key) == value
-
-        asyncio.run(async_side())
+        _reads_back_async(cache, data, times=5)
     finally:
         cluster.stop()
