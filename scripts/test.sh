@@ -13,14 +13,25 @@ source scripts/setup.sh test
 
 export PYTHONDONTWRITEBYTECODE=1
 status=0
+failures=()  # a line per failed run, with pytest's FAILED/ERROR lines under it
+run_log=$(mktemp)
+trap 'rm -f "$run_log"' EXIT
 run() {
+    local name=$1
     echo
-    echo "== $1"
+    echo "== $name"
     shift
-    env "$@" || status=1
+    if ! env "$@" 2>&1 | tee "$run_log"; then
+        status=1
+        failures+=("== $name: failed")
+        # pytest's short summary names each failed test; repeated at the very end so that
+        # a log cut to its last lines (as CI shows it) still says what failed.
+        while IFS= read -r line; do failures+=("   $line"); done \
+            < <(grep -E '^(FAILED|ERROR) |: error: ' "$run_log" || true)
+    fi
 }
 run "Type check (mypy, the package's annotations and generated declarations)" \
-    .venv/bin/python -m mypy
+    .venv/bin/python -m mypy --no-incremental
 run "Valkey, compiled" DJANGO_VALKEY_FAST_TEST_SERVER=valkey .venv/bin/python -m pytest "$@"
 run "Valkey, pure Python" DJANGO_VALKEY_FAST_TEST_SERVER=valkey DJANGO_VALKEY_FAST_NO_EXTENSIONS=1 \
     .venv/bin/python -m pytest "$@"
@@ -32,4 +43,11 @@ if [ ! -d "$oldest_dir/valkey" ]; then
 fi
 run "Valkey, compiled, valkey-py $oldest_valkey_py" DJANGO_VALKEY_FAST_TEST_SERVER=valkey \
     PYTHONPATH="$oldest_dir" .venv/bin/python -m pytest "$@"
+echo
+if [ $status -ne 0 ]; then
+    echo "== Summary: some runs failed"
+    printf '%s\n' "${failures[@]}"
+else
+    echo "== Summary: every run passed"
+fi
 exit $status

@@ -23,7 +23,7 @@ def _metrics() -> dict:
         from prometheus_client import Counter, Histogram
 
         try:  # django-prometheus's own counters, when it is installed
-            from django_prometheus.cache import metrics as peer  # type: ignore[import-not-found]
+            from django_prometheus.cache import metrics as peer
 
             counters = {"get": peer.django_cache_get_total, "hit": peer.django_cache_hits_total,
                         "miss": peer.django_cache_misses_total,
