@@ -220,7 +220,9 @@ cdef class Codec:
             return self.decode(value, key)
         try:
             if self.mode == _STANDARD:
-                if self.magic is None or value.startswith(self.magic):
+                if self.magic is None:
+                    return self._loads_unmarked(value)
+                if value.startswith(self.magic):
                     try:
                         value = self._decompress(value)
                     except Exception:
@@ -233,3 +235,22 @@ cdef class Codec:
             return self._loads(value)
         except Exception as error:
             raise DecodeError(key, self._serializer_name, error) from error
+
+    cdef object _loads_unmarked(self, value):
+        """As ``_codec_py.Codec._loads_unmarked``: a payload of a compressor without
+        magic bytes is read decompressed only if that is longer than ``min_length``."""
+        try:
+            unpacked = self._decompress(value)
+        except Exception:
+            return self._loads(value)
+        if len(unpacked) > self.min_length:
+            first, other = unpacked, value
+        else:
+            first, other = value, unpacked
+        try:
+            return self._loads(first)
+        except Exception as error:
+            try:
+                return self._loads(other)
+            except Exception:
+                raise error from None

@@ -143,7 +143,9 @@ class Codec:
             mode = self.mode
             if mode == COMPRESS_STANDARD:
                 magic = self.magic
-                if magic is None or value.startswith(magic):
+                if magic is None:
+                    return self._loads_unmarked(value)
+                if value.startswith(magic):
                     try:
                         value = self.compressor._decompress(value)
                     except Exception:
@@ -156,3 +158,25 @@ class Codec:
             return self._loads(value)
         except Exception as error:
             raise DecodeError(key, self._serializer_name, error) from error
+
+    def _loads_unmarked(self, value):
+        """Load ``value`` written with a compressor that has no magic bytes (brotli, raw
+        deflate), where a short payload stored uncompressed may happen to decompress (to
+        b"" for instance): the output is taken only if longer than ``min_length``, as
+        everything compressed was; otherwise the stored bytes. If that reading does not
+        load, the other one is tried (a writer with a smaller ``min_length``)."""
+        try:
+            unpacked = self.compressor._decompress(value)
+        except Exception:
+            return self._loads(value)
+        if len(unpacked) > self.min_length:
+            first, other = unpacked, value
+        else:
+            first, other = value, unpacked
+        try:
+            return self._loads(first)
+        except Exception as error:
+            try:
+                return self._loads(other)
+            except Exception:
+                raise error from None

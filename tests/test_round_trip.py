@@ -103,6 +103,35 @@ def test_the_codec_adds_nothing_to_the_serializer(impl, serializer_path, compres
     assert decoded == expected or decoded == value
 
 
+@pytest.mark.parametrize("serializer_path", SERIALIZERS[2:5:2], ids=lambda p: p.rsplit(".", 1)[1])
+def test_a_short_payload_that_also_reads_as_brotli_is_read_as_stored(impl, serializer_path):
+    """Invariant: a value written reads back, never a false error or another value.
+    Brotli has no magic bytes, so every payload is tried; the msgpack of "\\x01"
+    (b"\\xa1\\x01", stored uncompressed as 15 bytes or fewer are) is also a valid brotli
+    stream, of nothing, and the codec used to read it as b"" (a DecodeError). What was
+    compressed was longer than ``min_length``: a shorter output is not taken."""
+    import brotli
+
+    the_codec = codec(impl, serializer_path, COMPRESSORS[-1])
+    for value in ("\x01", "\x06"):
+        stored = stored_bytes(the_codec.encode(value))
+        assert brotli.decompress(stored) == b""  # the ambiguity this test is about
+        assert the_codec.decode(stored) == value
+
+
+def test_a_brotli_payload_from_a_writer_with_a_smaller_min_length_reads(impl):
+    """A process that compresses everything (``CACHE_COMPRESS_MIN_LENGTH = 0``) shares the
+    cache with one that keeps the default 15: the short compressed payloads it writes
+    (shorter than 15 once decompressed) still read back in the other."""
+    writer = codec(impl, SERIALIZERS[1], COMPRESSORS[-1])
+    writer = impl.codec.Codec(writer.serializer, writer.compressor, writer.mode, 0, None)
+    reader = codec(impl, SERIALIZERS[1], COMPRESSORS[-1])
+    stored = stored_bytes(writer.encode("ab"))
+    assert stored != writer.serializer.dumps("ab")  # it was compressed
+    assert len(writer.serializer.dumps("ab")) <= reader.min_length
+    assert reader.decode(stored) == "ab"
+
+
 @pytest.mark.parametrize("serializer_path", SERIALIZERS, ids=lambda p: p.rsplit(".", 1)[1])
 def test_int_subclasses_in_the_ascii_digit_range(impl, serializer_path):
     """The values msgpack writes as one ASCII digit read back equal (53, not 5)."""
