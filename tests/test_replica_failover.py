@@ -117,7 +117,7 @@ def test_a_killed_replica_costs_no_read_error(three, short_pause):
         time.sleep(0.5)
         assert readers.reads > before  # still reading
     assert readers.errors == [] and readers.wrong == []
-    assert readers.slowest < TIMEOUT + 1.0
+    assert readers.slowest < TIMEOUT + 2.0  # (a hang would last the 30 s join)
 
 
 def test_a_stopped_replica_is_read_around_within_the_socket_timeout(three, short_pause):
@@ -132,7 +132,7 @@ def test_a_stopped_replica_is_read_around_within_the_socket_timeout(three, short
             replicas[1].resume()
         time.sleep(0.3)
     assert readers.errors == [] and readers.wrong == []
-    assert readers.slowest < 2 * TIMEOUT + 1.0  # (one timeout, then another server)
+    assert readers.slowest < 2 * TIMEOUT + 2.0  # (one timeout, then another server)
 
 
 def test_with_every_replica_down_reads_go_to_the_primary(three, short_pause):
