@@ -27,7 +27,7 @@ run() {
         # pytest's short summary names each failed test; repeated at the very end so that
         # a log cut to its last lines (as CI shows it) still says what failed.
         while IFS= read -r line; do failures+=("   $line"); done \
-            < <(grep -E '^(FAILED|ERROR) |: error: ' "$run_log" || true)
+            < <(grep -E '^(FAILED|ERROR) [^ ]|: error: ' "$run_log" || true)
     fi
 }
 run "Type check (mypy, the package's annotations and generated declarations)" \

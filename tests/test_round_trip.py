@@ -119,6 +119,20 @@ def test_a_short_payload_that_also_reads_as_brotli_is_read_as_stored(impl, seria
         assert the_codec.decode(stored) == value
 
 
+def test_a_short_payload_that_also_reads_as_raw_deflate_is_read_as_stored(impl, settings):
+    """Invariant: never another value. zlib with ``COMPRESS_ZLIB_WBITS`` below 0 (raw
+    deflate) has no header: the msgpack of [3, 16, 122] (b"\\x93\\x03\\x10z", stored
+    uncompressed) is also a deflate stream of b"\\x1e", which used to read back as 30."""
+    import zlib
+
+    settings.COMPRESS_ZLIB_WBITS = -15
+    the_codec = codec(impl, SERIALIZERS[2], COMPRESSORS[1])
+    assert the_codec.magic is None
+    stored = stored_bytes(the_codec.encode([3, 16, 122]))
+    assert zlib.decompress(stored, wbits=-15) == b"\x1e"  # the ambiguity this test is about
+    assert the_codec.decode(stored) == [3, 16, 122]
+
+
 def test_a_brotli_payload_from_a_writer_with_a_smaller_min_length_reads(impl):
     """A process that compresses everything (``CACHE_COMPRESS_MIN_LENGTH = 0``) shares the
     cache with one that keeps the default 15: the short compressed payloads it writes
