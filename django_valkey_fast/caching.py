@@ -223,10 +223,10 @@ def _tracked_replies(replies: list, counts: Sequence[int]) -> list:
 
 def _keep(store: LocalStore, keys: Sequence, tokens: Sequence, found: Sequence,
           ttls: Sequence) -> None:
-    """Keep each key's reply read under its token (not for a key whose PTTL failed)."""
+    """Keep each key's reply read under its token (not for a key whose PTTL failed,
+    which still drops a kept reply that differs)."""
     for key, token, reply, ttl in zip(keys, tokens, found, ttls):
-        if not isinstance(ttl, Exception):
-            store.finish_read(key, token, reply, ttl)
+        store.finish_read(key, token, reply, None if isinstance(ttl, Exception) else ttl)
 
 
 _REFUSED = (MovedError, AskError, TryAgainError, ClusterDownError)  # not run: read again

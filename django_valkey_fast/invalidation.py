@@ -14,6 +14,9 @@ The listener tells its owner (callbacks handed in at construction, see
   whether its socket holds bytes not read yet;
 - ``invalidate(keys)`` for each message naming keys, ``flush()`` for a message
   naming none (FLUSHDB, FLUSHALL);
+- ``reading(True)`` before it takes bytes from its socket, ``reading(False)`` once
+  it has applied everything it took (a hit is served only when the socket is empty
+  and the listener is not reading);
 - ``proved(as_of)`` when the reply of a PING sent at ``as_of`` arrives: every message
   the server sent before it has been read;
 - ``disconnected()`` when the connection fails; it reconnects after a pause.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import select
 import threading
 import time
 
@@ -148,9 +152,18 @@ class InvalidationListener:
         reply = connection.read_response()
         if not (isinstance(reply, list) and reply and _word(reply[0]) == b"subscribe"):
             raise ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
-        self.client_id = client_id
-        self._owner.connected(functools.partial(fd_readable, socket_of(connection).fileno()))
         owner, clock = self._owner, time.monotonic
+        fd = socket_of(connection).fileno()
+        owner.connected(functools.partial(fd_readable, fd))
+        # Whether bytes already taken from the socket wait in the parser. Bytes leave the
+        # socket only while the owner has been told ``reading(True)``: a hit checks the
+        # socket, then that word (local_store.LocalStore.lookup).
+        owner.reading(True)
+        buffered = connection.can_read(timeout=0)
+        if not buffered:
+            owner.reading(False)
+        # (Published last: no read is tracked to this listener before it can apply.)
+        self.client_id = client_id
         ping_sent = None
         next_ping = clock()
         while not self._stopped.is_set():
@@ -159,11 +172,13 @@ class InvalidationListener:
             if ping_sent is None and now >= next_ping:
                 ping_sent = now
                 connection.send_command("PING")
-            wait = max(0.0, next_ping - now) if ping_sent is None else heartbeat
-            if not connection.can_read(timeout=wait):
-                if ping_sent is not None and clock() - ping_sent > 2 * heartbeat + 1:
-                    raise TimeoutError("the invalidation connection stopped answering PING")
-                continue
+            if not buffered:
+                wait = max(0.0, next_ping - now) if ping_sent is None else heartbeat
+                if not _wait_readable(fd, wait):  # (takes nothing from the socket)
+                    if ping_sent is not None and clock() - ping_sent > 2 * heartbeat + 1:
+                        raise TimeoutError("the invalidation connection stopped answering PING")
+                    continue
+                owner.reading(True)
             message = connection.read_response()
             kind = _word(message[0]) if isinstance(message, list) and message else None
             if kind == b"message":
@@ -181,3 +196,16 @@ class InvalidationListener:
             else:
                 raise ConnectionError(f"unexpected message on the invalidation connection: "
                                       f"{message!r}")
+            buffered = connection.can_read(timeout=0)  # (still reading: it may take bytes)
+            if not buffered:
+                owner.reading(False)
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds until ``fd`` has something to read (bytes, EOF,
+    an error), reading nothing."""
+    if not hasattr(select, "poll"):  # (Windows)
+        return bool(select.select([fd], [], [fd], timeout)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))

@@ -28,9 +28,11 @@ Why a reply it keeps is never older than the server's last word on it:
   caller reads a value older than one it was given.
 - **Liveness.** Hits are served only while the listener is connected and has proved,
   within ``max_staleness`` seconds, that it has read everything the server sent before
-  (a PING's reply comes after them on the same connection), and while its socket
+  (a PING's reply comes after them on the same connection), while its socket
   holds nothing it has not read (a message that arrived waits for the listener
-  thread, which waits for the GIL: a hit must not be served meanwhile). The listener losing its
+  thread, which waits for the GIL: a hit must not be served meanwhile), and while the
+  listener is not between taking bytes from the socket and applying them (it says
+  so before it reads: :meth:`reading`). The listener losing its
   connection flushes everything and voids every token: its successor has a new id
   that earlier tracking does not redirect to.
 - **This process's writes** drop their keys before they are sent and again when
@@ -92,6 +94,9 @@ class LocalStore:
         # Whether the listener's socket holds bytes it has not read yet (a C call, set
         # by connected(); int() is 0): a hit waits for them, they may invalidate it.
         self._unread: Any = int
+        # The listener has taken (or is taking) bytes from its socket that it has not
+        # applied yet: no hit either. Asked after _unread() (see lookup).
+        self._reading = False
         self._proven_at = -_NEVER  # when the listener last proved it was up to date
         self.hits = self.misses = self.invalidations = self.flushes = 0
 
@@ -108,9 +113,13 @@ class LocalStore:
             entry = self._entries.get(key)  # (no lock: one dict read)
             if entry is not None:
                 if entry[1] > now:
-                    if self._unread():
-                        # An invalidation may be waiting for the listener thread (for
-                        # the GIL: up to its switch interval, 5 ms): no hit until read.
+                    # An invalidation may be waiting for the listener thread (for the
+                    # GIL: up to its switch interval, 5 ms) in its socket, or in its
+                    # hands: no hit until it is applied. The socket first: bytes that
+                    # left it after it was asked left while _reading was set, and
+                    # _reading clear then means they were applied (the entry is read
+                    # again below).
+                    if self._unread() or self._reading:
                         return MISSING
                     still: Any = self._entries.get(key)
                     if still is not entry:  # the listener ran meanwhile and dropped it
@@ -143,7 +152,7 @@ class LocalStore:
                     hits.append((position, key, entry))
                 else:
                     expired.append((key, entry))
-        if hits and self._unread():
+        if hits and (self._unread() or self._reading):
             hits = []  # (an invalidation may be waiting for the listener thread)
         served = 0
         for position, key, entry in hits:
@@ -170,42 +179,46 @@ class LocalStore:
         return token
 
     def finish_read(self, key, token: _Read, reply, ttl_ms) -> None:
-        """Keep ``reply`` (of ``GET key``, whose PTTL was ``ttl_ms``) if nothing voided
-        ``token`` meanwhile, no overlapping read of the key was told otherwise, and it
-        fits."""
-        if reply is None:
+        """Keep ``reply`` (of ``GET key``, whose PTTL was ``ttl_ms``; None if that is
+        unknown) if nothing voided ``token`` meanwhile, no overlapping read of the key
+        was told otherwise, and it fits. Whatever is not kept, a kept reply that differs
+        from ``reply`` is dropped: this read's caller must not be served an older
+        value next (90, then 89), as it could while the message that would drop that
+        reply waits for the listener thread."""
+        if ttl_ms is None:
+            keep = False
+        elif reply is None:
             keep = ttl_ms == -2  # (nil for a key that exists: not a string, for MGET)
         else:
             # (bytes only; a key gone between the GET and the PTTL: its invalidation is
             # on its way)
             keep = type(reply) is bytes and ttl_ms != -2
-        size = (len(reply) if type(reply) is bytes else 0) + len(key) + ENTRY_OVERHEAD
-        deadline = _NEVER if ttl_ms < 0 else token.sent_at + ttl_ms / 1000
         with self._lock:
             current = self._reads.get(key)
-            if current is not token or not keep:
-                # Voided, taken over by a later read of the key, or not a reply to keep.
-                # Overlapping reads may run in either order in the server: what this
-                # one was told must not be contradicted by what is kept, or its caller
-                # could read an older value next (90, then 89).
-                if current is token:
-                    del self._reads[key]
-                elif current is not None:
-                    current.seen = reply if current.seen is _UNSEEN or \
-                        current.seen == reply else _CONFLICT
-                entry = self._entries.get(key)
-                if entry is not None and entry[0] != reply:
-                    self._remove(key)
-                return
-            del self._reads[key]
-            if token.epoch != self._epoch or size > self.max_bytes:
-                return
-            if token.seen is not _UNSEEN and token.seen != reply:
-                return  # an overlapping read was told otherwise: keep neither
-            self._remove(key)
-            self._make_room(size)
-            self._entries[key] = [reply, deadline, size, False]
-            self._bytes += size
+            if current is token:
+                del self._reads[key]
+                # Kept only if no flush came meanwhile and no overlapping read that
+                # finished first was told otherwise (then keep neither).
+                if keep and token.epoch == self._epoch and (
+                        token.seen is _UNSEEN or token.seen == reply):
+                    size = (len(reply) if type(reply) is bytes else 0) + len(key) \
+                        + ENTRY_OVERHEAD
+                    if size <= self.max_bytes:
+                        deadline = _NEVER if ttl_ms < 0 else token.sent_at + ttl_ms / 1000
+                        self._remove(key)
+                        self._make_room(size)
+                        self._entries[key] = [reply, deadline, size, False]
+                        self._bytes += size
+                        return
+            elif current is not None:
+                # Voided or taken over by a later read of the key: overlapping reads may
+                # run in either order in the server, and what this one was told must not
+                # be contradicted by what the later one keeps.
+                current.seen = reply if current.seen is _UNSEEN or \
+                    current.seen == reply else _CONFLICT
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] != reply:
+                self._remove(key)
 
     def _make_room(self, size: int) -> None:
         # (under the lock) Evict until one entry of ``size`` bytes fits, by the CLOCK
@@ -261,6 +274,7 @@ class LocalStore:
         ``unread()`` tells whether its socket holds bytes it has not read yet."""
         self.flush()
         self._unread = unread
+        self._reading = False
         self._live = True
 
     def disconnected(self) -> None:
@@ -269,6 +283,12 @@ class LocalStore:
         self.flush()
         self._proven_at = -_NEVER
         self._unread = int
+        self._reading = False
+
+    def reading(self, busy: bool) -> None:
+        """The listener is about to take bytes from its socket (True), or has applied
+        everything it took (False)."""
+        self._reading = busy
 
     def proved(self, as_of: float) -> None:
         """Everything the server sent before ``as_of`` (a clock reading) was read."""

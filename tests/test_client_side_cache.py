@@ -457,8 +457,10 @@ async def test_async_valkey_cache_and_herd_client(csc, server):
 
 def test_readers_never_go_back_in_time_while_another_process_writes(csc, server):
     """Threads and two event loops read a counter that another process raises; each
-    reader sees it never decrease, and all see the last value within the bound."""
-    cache = live(csc())
+    reader sees it never decrease, and all see the last value within the bound. With
+    the default heartbeat (PING every 0.5 s): hits that find a reply waiting on the
+    listener's socket read from the server, a path this stresses too."""
+    cache = live(csc(MAX_STALENESS=1))
     cache.set("n", 0, timeout=None)
     key = server_key(cache, "n")
     seen: dict = {}
@@ -749,6 +751,60 @@ def test_overlapping_reads_told_different_things_keep_nothing(earlier_finishes_f
     assert store.lookup("k") == b"90"  # (overlapping reads that agree: kept)
 
 
+def test_a_read_told_newer_drops_an_older_kept_reply_whatever_it_keeps():
+    """Invariant: a caller is never served a value older than one it was given (a CI run
+    saw a reader get 3, then 0). The interleaving, deterministically: 0 is kept (the
+    message that the key changed is still on its way to the listener); a read that then
+    starts answers 0 too (served before the change) and another answers 3. The read told
+    3 keeps neither (they disagree), and it must drop the kept 0 as well: until the
+    listener thread applies the message, a hit would serve it."""
+    store = _live_store()
+    first = through_stores(store, [store], lambda: 42, ("GET", "n"))
+    next(first)
+    with pytest.raises(StopIteration):
+        first.send([b"OK", b"OK", b"0", -1])
+    assert store.lookup("n") == b"0"
+    # (reads that found the listener's socket busy: they go to the server)
+    earlier = store.begin_read("n")
+    told_newer = through_stores_after(store, "n")
+    store.finish_read("n", earlier, b"0", -1)  # served before the change: agrees with 0
+    with pytest.raises(StopIteration) as done:
+        told_newer.send([b"OK", b"OK", b"3", -1])
+    assert done.value.value == b"3"
+    assert store.lookup("n") is MISSING  # (was b"0": 3, then 0)
+
+
+def through_stores_after(store, key):
+    """A GET plan on ``store`` sent past the store (its lookup already made)."""
+    plan = through_stores(store, [store], lambda: 42, ("GET", key))
+    unread = store._unread
+    store._unread = lambda: True  # (the lookup misses: the listener's socket is busy)
+    try:
+        next(plan)
+    finally:
+        store._unread = unread
+    return plan
+
+
+@pytest.mark.parametrize("case", ["flush while in flight", "too large", "ttl unknown"])
+def test_a_read_that_keeps_nothing_drops_a_kept_reply_that_differs(case):
+    """The same invariant on every path where a read keeps nothing: its caller was told
+    something newer than what is kept, so that goes too."""
+    store = _live_store()
+    kept = store.begin_read("n")
+    store.finish_read("n", kept, b"old", -1)
+    token = store.begin_read("n")
+    ttl = -1
+    if case == "flush while in flight":
+        token.epoch -= 1  # (began as a flush came: the token of the epoch before)
+    elif case == "too large":
+        store.max_bytes = 100
+    else:
+        ttl = None  # (its PTTL failed)
+    store.finish_read("n", token, b"new" * 50, ttl)
+    assert store.lookup("n") is MISSING
+
+
 def test_no_hit_while_the_listener_socket_holds_unread_bytes():
     """A message that reached the listener's socket may be an invalidation: until the
     listener thread reads it (it may wait for the GIL), nothing is served locally."""
@@ -764,6 +820,93 @@ def test_no_hit_while_the_listener_socket_holds_unread_bytes():
     assert store.lookup("k") is MISSING
     unread[0] = False
     assert store.lookup("k") == b"v"
+
+
+def test_no_hit_while_the_listener_holds_bytes_it_has_not_applied():
+    """NO-STALE-HIT: once the listener thread has taken a message from its socket (the
+    socket is empty again) it may wait for the GIL before applying it; it says
+    ``reading(True)`` before it reads, and until ``reading(False)`` no hit is served,
+    by ``lookup`` or ``lookup_many``. A reconnection starts with no such word."""
+    store = _live_store()
+    store.finish_read("k", store.begin_read("k"), b"v", -1)
+    assert store.lookup("k") == b"v" and store.lookup_many(["k"]) == [b"v"]
+    store.reading(True)
+    assert store.lookup("k") is MISSING and store.lookup_many(["k"]) == [MISSING]
+    store.reading(False)
+    assert store.lookup("k") == b"v" and store.lookup_many(["k"]) == [b"v"]
+    store.reading(True)
+    store.disconnected()
+    store.connected()
+    store.proved(time.monotonic())
+    store.finish_read("k", store.begin_read("k"), b"v", -1)
+    assert store.lookup("k") == b"v"
+
+
+def test_the_listener_reads_only_after_saying_so_and_applies_before_unsaying(server):
+    """The listener's side of the rule above, on a real server: each ``reading(True)``
+    comes while the message is still in the socket (the store's socket check covers the
+    time before), every invalidation is applied while the word holds, and the word is
+    taken back once nothing is left unread."""
+    from django_valkey_fast._wire import fd_readable
+    from django_valkey_fast.invalidation import InvalidationListener
+
+    class Owner:
+        def __init__(self):
+            self.events, self.unread, self.busy = [], None, False
+
+        def connected(self, unread):
+            self.unread = unread
+            self.events.append("connected")
+
+        def reading(self, busy):
+            if busy and self.events[-1] != "connected":
+                self.events.append(("socket held bytes", self.unread()))
+            self.busy = busy
+            self.events.append(("reading", busy))
+
+        def invalidate(self, keys):
+            self.events.append(("invalidate", keys, self.busy))
+
+        def flush(self):
+            self.events.append(("flush", self.busy))
+
+        def proved(self, as_of):
+            self.events.append("proved")
+
+        def disconnected(self):
+            self.events.append("disconnected")
+
+    import valkey
+
+    owner = Owner()
+    listener = InvalidationListener(
+        lambda: valkey.Connection(host="127.0.0.1", port=server.port), owner, heartbeat=30)
+    listener.ensure_started()
+    tracked = valkey.Valkey(port=server.port)
+    try:
+        deadline = time.monotonic() + 5
+        while listener.client_id is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for n in range(20):
+            tracked.execute_command("CLIENT", "TRACKING", "ON", "REDIRECT",
+                                    listener.client_id)
+            tracked.get(f"k{n}")
+            elsewhere(server, f"SET k{n} {n}")
+        while sum(1 for event in owner.events if event[0] == "invalidate") < 20:
+            assert time.monotonic() < deadline + 5, owner.events
+            time.sleep(0.01)
+        while owner.busy:
+            assert time.monotonic() < deadline + 5
+            time.sleep(0.01)
+    finally:
+        listener.stop()
+        tracked.close()
+    applied = [event for event in owner.events if event[0] in ("invalidate", "flush")]
+    assert applied and all(event[-1] is True for event in applied), applied
+    held = [event[1] for event in owner.events if event[0] == "socket held bytes"]
+    assert held and all(held), owner.events
+    assert ("reading", False) in owner.events
 
 
 def test_lookup_many_answers_as_lookup_does_with_one_socket_check():

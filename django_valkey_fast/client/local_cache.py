@@ -76,6 +76,7 @@ class SharedListener:
         self._lock = threading.Lock()
         self._stores: tuple = ()  # (replaced, never changed in place: read without lock)
         self._unread = None  # while the listener is connected: its unread-bytes check
+        self._reading = False  # the listener holds bytes it has not applied yet
         self._proven_at: float | None = None
         self.listener = InvalidationListener(
             lambda: side_connection(pool), self, heartbeat=heartbeat, name=name)
@@ -88,6 +89,7 @@ class SharedListener:
             self.listener.heartbeat = min(self.listener.heartbeat, heartbeat)
             if self._unread is not None:  # (connected already: the new store is empty)
                 store.connected(self._unread)
+                store.reading(self._reading)
                 if self._proven_at is not None:
                     store.proved(self._proven_at)
 
@@ -102,7 +104,7 @@ class SharedListener:
     def connected(self, unread) -> None:
         """The listener is subscribed under a new client id."""
         with self._lock:
-            self._unread, self._proven_at = unread, None
+            self._unread, self._proven_at, self._reading = unread, None, False
             for store in self._stores:
                 store.connected(unread)
 
@@ -110,6 +112,7 @@ class SharedListener:
         """The listener lost its connection."""
         with self._lock:
             self._unread = self._proven_at = None
+            self._reading = False
             for store in self._stores:
                 store.disconnected()
 
@@ -122,6 +125,14 @@ class SharedListener:
         """The server says every key may have changed (FLUSHDB, FLUSHALL)."""
         for store in self._stores:
             store.flush()
+
+    def reading(self, busy: bool) -> None:
+        """The listener is about to take bytes from its socket, or has applied all.
+        (Under the lock: a store added meanwhile gets the same word.)"""
+        with self._lock:
+            self._reading = busy
+            for store in self._stores:
+                store.reading(busy)
 
     def proved(self, as_of: float) -> None:
         """Everything the server sent before ``as_of`` was read."""
