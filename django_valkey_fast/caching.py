@@ -174,14 +174,14 @@ def _read_many(store: LocalStore, redirect, keys: Sequence, single: bool):
         if client_id is None:  # the listener is not connected: read without keeping
             answer = yield read
             found = [answer] if single else answer
+            _keep(store, wanted, tokens, found, None)
         else:
             answers = yield _tracked_pipeline(client_id, [read], wanted)
             ((answer, keep, ttls),) = _tracked_replies(answers, [len(wanted)])
             if isinstance(answer, Exception):
                 raise answer
             found = [answer] if single else answer
-            if keep:
-                _keep(store, wanted, tokens, found, ttls)
+            _keep(store, wanted, tokens, found, ttls if keep else None)
     finally:
         for key, token in zip(wanted, tokens):
             store.abandon_read(key, token)  # (a no-op for the ones kept)
@@ -222,9 +222,15 @@ def _tracked_replies(replies: list, counts: Sequence[int]) -> list:
 
 
 def _keep(store: LocalStore, keys: Sequence, tokens: Sequence, found: Sequence,
-          ttls: Sequence) -> None:
-    """Keep each key's reply read under its token (not for a key whose PTTL failed,
-    which still drops a kept reply that differs)."""
+          ttls: Sequence | None) -> None:
+    """Tell the store what each key's read under its token answered the caller: kept
+    with its PTTL, or (``ttls`` None: untracked; a PTTL that failed) not kept, which
+    still drops a kept reply that differs and is noted by a later read of the key
+    (``LocalStore.finish_read``): a caller given a value is not served an older one."""
+    if ttls is None:
+        for key, token, reply in zip(keys, tokens, found):
+            store.finish_read(key, token, reply, None)
+        return
     for key, token, reply, ttl in zip(keys, tokens, found, ttls):
         store.finish_read(key, token, reply, None if isinstance(ttl, Exception) else ttl)
 
@@ -305,10 +311,10 @@ def _read_on_cluster(router: ClusterRouter, nodes, keys: Sequence, single: bool)
                 found = [answer] if single else answer
                 for position, reply in zip(positions, found):
                     replies[position] = reply
-                if keep:
-                    store = store_at[positions[0]]  # (a slot's keys: one node, one store)
-                    _keep(store, [keys[position] for position in positions],
-                          [tokens[position] for position in positions], found, ttls)
+                store = store_at[positions[0]]  # (a slot's keys: one node, one store)
+                _keep(store, [keys[position] for position in positions],
+                      [tokens[position] for position in positions], found,
+                      ttls if keep else None)
     finally:
         for position, token in tokens.items():
             store_at[position].abandon_read(keys[position], token)
@@ -321,4 +327,6 @@ def _read_on_cluster(router: ClusterRouter, nodes, keys: Sequence, single: bool)
             return found
         for position, reply in zip(again, [found] if single else found):
             replies[position] = reply
+            # (nothing kept; its token was let go above, which finish_read allows)
+            store_at[position].finish_read(keys[position], tokens[position], reply, None)
     return replies[0] if single else replies

@@ -152,33 +152,49 @@ class InvalidationListener:
         reply = connection.read_response()
         if not (isinstance(reply, list) and reply and _word(reply[0]) == b"subscribe"):
             raise ConnectionError(f"unexpected reply to SUBSCRIBE: {reply!r}")
-        owner, clock = self._owner, time.monotonic
+        owner, clock, stopped = self._owner, time.monotonic, self._stopped
         fd = socket_of(connection).fileno()
         owner.connected(functools.partial(fd_readable, fd))
-        # Whether bytes already taken from the socket wait in the parser. Bytes leave the
-        # socket only while the owner has been told ``reading(True)``: a hit checks the
-        # socket, then that word (local_store.LocalStore.lookup).
+        # Bytes leave the socket only while the owner has been told ``reading(True)``,
+        # and ``reading(False)`` comes once what was taken is applied: a hit checks the
+        # socket, then that word (local_store.LocalStore.lookup). (A partial message may
+        # stay in the parser after ``reading(False)``: its rest is still to come through
+        # the socket, which a hit checks first, and nothing of it was applied.)
         owner.reading(True)
-        buffered = connection.can_read(timeout=0)
+        buffered = connection.can_read(timeout=0)  # (bytes read with SUBSCRIBE's reply)
         if not buffered:
             owner.reading(False)
         # (Published last: no read is tracked to this listener before it can apply.)
         self.client_id = client_id
         ping_sent = None
         next_ping = clock()
-        while not self._stopped.is_set():
+        while not stopped.is_set():
             heartbeat = self.heartbeat  # (a configuration sharing the listener may lower it)
             now = clock()
             if ping_sent is None and now >= next_ping:
                 ping_sent = now
+                # (a failed send closes the socket, and with it what was unread: no hit
+                # until disconnected() runs)
+                owner.reading(True)
                 connection.send_command("PING")
+                if not buffered:
+                    owner.reading(False)
             if not buffered:
                 wait = max(0.0, next_ping - now) if ping_sent is None else heartbeat
-                if not _wait_readable(fd, wait):  # (takes nothing from the socket)
+                readable = _wait_readable(fd, wait)  # (takes nothing from the socket)
+                if stopped.is_set():
+                    return
+                if readable:
+                    owner.reading(True)
+                    # (TLS: the bytes may be a record with nothing for us: no wait for
+                    # more than the heartbeat's, then the PING rule below)
+                    readable = connection.can_read(timeout=wait)
+                    if not readable:
+                        owner.reading(False)
+                if not readable:
                     if ping_sent is not None and clock() - ping_sent > 2 * heartbeat + 1:
                         raise TimeoutError("the invalidation connection stopped answering PING")
                     continue
-                owner.reading(True)
             message = connection.read_response()
             kind = _word(message[0]) if isinstance(message, list) and message else None
             if kind == b"message":
@@ -196,6 +212,8 @@ class InvalidationListener:
             else:
                 raise ConnectionError(f"unexpected message on the invalidation connection: "
                                       f"{message!r}")
+            if stopped.is_set():
+                return  # (stop() closed the connection: can_read would open another)
             buffered = connection.can_read(timeout=0)  # (still reading: it may take bytes)
             if not buffered:
                 owner.reading(False)

@@ -192,11 +192,11 @@ class ServerCache:
     def stop(self) -> None:
         """Stop receiving the listener's messages, and so serving hits (what is kept is
         forgotten); the last store of a server stops its listener (tests, shutdown)."""
+        self.store.disconnected()  # (first: no hit once its invalidations stop coming)
         with _listeners_lock:
             if self._shared.remove(self.store) and _listeners.get(self._key) is self._shared:
                 del _listeners[self._key]
                 self.listener.stop()
-        self.store.disconnected()
 
 
 class LocalCache:
