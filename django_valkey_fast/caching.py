@@ -30,6 +30,7 @@ from valkey.exceptions import AskError, ClusterDownError, MovedError, TryAgainEr
 
 from django_valkey_fast._slots import key_slot
 from django_valkey_fast.cluster import ClusterRouter, cluster_plan, refresh_slots, run_on_cluster
+from django_valkey_fast.invalidation import connection_fields
 from django_valkey_fast.local_store import MISSING, LocalStore
 from django_valkey_fast.operations import Fanout
 from django_valkey_fast.retry import may_resend
@@ -177,7 +178,7 @@ def _read_many(store: LocalStore, redirect, keys: Sequence, single: bool):
             _keep(store, wanted, tokens, found, None)
         else:
             answers = yield _tracked_pipeline(client_id, [read], wanted)
-            ((answer, keep, ttls),) = _tracked_replies(answers, [len(wanted)])
+            ((answer, keep, ttls),) = _tracked_replies(answers, [len(wanted)], client_id)
             if isinstance(answer, Exception):
                 raise answer
             found = [answer] if single else answer
@@ -196,26 +197,41 @@ def _tracked_pipeline(client_id, reads: list, wanted: Sequence) -> list:
     each read after its ``CLIENT CACHING YES``, then each key's PTTL. OPTIN + CACHING
     YES: only these reads are tracked on the connection, not every other command it
     runs (the server's table and the listener's traffic hold the keys kept here, not
-    all keys read)."""
-    pipeline: list = [("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "OPTIN")]
+    all keys read). ``client_id`` may be ``(id, addr, laddr)`` (the listener's
+    ``redirect`` when it verifies): then ``CLIENT LIST ID`` comes first, to check that
+    the id is the listener's on the server this connection reached."""
+    if type(client_id) is tuple:
+        client_id = client_id[0]
+        pipeline: list = [("CLIENT", "LIST", "ID", client_id)]
+    else:
+        pipeline = []
+    pipeline.append(("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "OPTIN"))
     for read in reads:
         pipeline += (("CLIENT", "CACHING", "YES"), read)
     pipeline += [("PTTL", key) for key in wanted]
     return pipeline
 
 
-def _tracked_replies(replies: list, counts: Sequence[int]) -> list:
+def _tracked_replies(replies: list, counts: Sequence[int], client_id=None) -> list:
     """``[(answer, keep, ttls), ...]``, one per read of a :func:`_tracked_pipeline`
-    whose reads asked for ``counts`` keys: the read's reply, whether its values may
-    be kept (tracking was on for it: it is refused when the listener it names has just
-    gone, whose successor, once subscribed, flushes anyway; the reply is still the
-    caller's answer) and its keys' PTTL replies."""
-    tracking = not isinstance(replies[0], Exception)
-    ttl_at = 1 + 2 * len(counts)
+    (for ``client_id``) whose reads asked for ``counts`` keys: the read's reply,
+    whether its values may be kept (tracking was on for it: it is refused when the
+    listener it names has just gone, whose successor, once subscribed, flushes anyway;
+    and, verified, the id was the listener's; the reply is still the caller's answer)
+    and its keys' PTTL replies."""
+    at = 0
+    tracking = True
+    if type(client_id) is tuple:  # (CLIENT LIST ID first: the server's view of the id)
+        seen = connection_fields(replies[0])
+        tracking = (seen.get("addr"), seen.get("laddr")) == client_id[1:]
+        at = 1
+    tracking = tracking and not isinstance(replies[at], Exception)
+    ttl_at = at + 1 + 2 * len(counts)
     walked = []
     for index, count in enumerate(counts):
-        caching = replies[1 + 2 * index]
-        walked.append((replies[2 + 2 * index], tracking and not isinstance(caching, Exception),
+        caching = replies[at + 1 + 2 * index]
+        walked.append((replies[at + 2 + 2 * index],
+                       tracking and not isinstance(caching, Exception),
                        replies[ttl_at:ttl_at + count]))
         ttl_at += count
     return walked
@@ -278,12 +294,13 @@ def _read_on_cluster(router: ClusterRouter, nodes, keys: Sequence, single: bool)
     try:
         reads: dict = {}  # node -> its reads, one per slot
         sent: dict = {}  # node -> its pipeline (its reads alone when untracked)
+        ids: dict = {}  # node -> its listener's redirect
         for node, groups in missing.items():
             reads[node] = node_reads = [
                 ("GET", keys[positions[0]]) if single
                 else ("MGET", *[keys[position] for position in positions])
                 for positions in groups.values()]
-            client_id = nodes.server_at(node).redirect_id()
+            client_id = ids[node] = nodes.server_at(node).redirect_id()
             sent[node] = node_reads if client_id is None else _tracked_pipeline(
                 client_id, node_reads,
                 [keys[position] for positions in groups.values() for position in positions])
@@ -299,7 +316,8 @@ def _read_on_cluster(router: ClusterRouter, nodes, keys: Sequence, single: bool)
             if sent[node] is reads[node]:  # (untracked: the reads' replies, nothing kept)
                 walked = [(answer, False, ()) for answer in result]
             else:
-                walked = _tracked_replies(result, [len(positions) for positions in groups.values()])
+                counts = [len(positions) for positions in groups.values()]
+                walked = _tracked_replies(result, counts, ids[node])
             for positions, (answer, keep, ttls) in zip(groups.values(), walked):
                 if isinstance(answer, Exception):
                     if isinstance(answer, MovedError):

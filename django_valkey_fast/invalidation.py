@@ -35,7 +35,7 @@ from valkey.exceptions import ResponseError
 from django_valkey_fast._valkeypy import socket_of
 from django_valkey_fast._wire import fd_readable
 
-__all__ = ["InvalidationListener"]
+__all__ = ["InvalidationListener", "connection_fields"]
 
 CHANNEL = b"__redis__:invalidate"
 
@@ -57,11 +57,20 @@ class InvalidationListener:
     discovery included). ``heartbeat`` is how often (seconds) a PING proves the
     listener current."""
 
-    def __init__(self, connect, owner, heartbeat: float, name: str = "valkey"):
+    def __init__(self, connect, owner, heartbeat: float, name: str = "valkey",
+                 verify: bool = False):
         self._connect = connect
         self._owner = owner
         self.heartbeat = heartbeat
         self.client_id: int | None = None  # the id data connections redirect to, when up
+        # ``verify``: data connections may reach another server than this listener's
+        # (Sentinel: a replica pool rotates replicas; a failover moves the primary),
+        # where the same client id may be someone else's and the redirect would be
+        # accepted. Then reads name :attr:`redirect` instead: the id, and how the
+        # server sees this connection (``addr``, ``laddr`` of CLIENT INFO), which a
+        # read checks with ``CLIENT LIST ID`` before its reply is kept.
+        self.verify = verify
+        self.redirect: int | tuple | None = None
         self._connection = None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,7 +94,7 @@ class InvalidationListener:
                     and self._pid == os.getpid():
                 return
             self._pid = os.getpid()
-            self.client_id = None
+            self.client_id = self.redirect = None
             self._stopped.clear()
             self._thread = threading.Thread(
                 target=self._run, name=f"django-valkey-fast invalidations ({self._name})",
@@ -98,7 +107,7 @@ class InvalidationListener:
         self._lock = threading.Lock()
         self._thread = None
         self._connection = None
-        self.client_id = None
+        self.client_id = self.redirect = None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and close its connection."""
@@ -127,7 +136,7 @@ class InvalidationListener:
             except Exception as error:  # noqa: BLE001 - any failure: flush and retry
                 self.error = error
             finally:
-                self.client_id = None
+                self.client_id = self.redirect = None
                 self._owner.disconnected()
                 connection, self._connection = self._connection, None
                 if connection is not None:
@@ -143,6 +152,14 @@ class InvalidationListener:
         connection = self._connection = self._connect()
         connection.send_command("CLIENT", "ID")
         client_id = int(connection.read_response())
+        redirect: int | tuple = client_id
+        if self.verify:
+            connection.send_command("CLIENT", "INFO")
+            try:
+                seen = connection_fields(connection.read_response())
+            except ResponseError as error:  # (before Redis 6.2: no CLIENT INFO)
+                raise _Unsupported(error) from error
+            redirect = (client_id, seen.get("addr"), seen.get("laddr"))
         connection.send_command("CLIENT", "TRACKING", "OFF")  # (refused where unsupported)
         try:
             connection.read_response()
@@ -165,7 +182,7 @@ class InvalidationListener:
         if not buffered:
             owner.reading(False)
         # (Published last: no read is tracked to this listener before it can apply.)
-        self.client_id = client_id
+        self.client_id, self.redirect = client_id, redirect
         ping_sent = None
         next_ping = clock()
         while not stopped.is_set():
@@ -217,6 +234,17 @@ class InvalidationListener:
             buffered = connection.can_read(timeout=0)  # (still reading: it may take bytes)
             if not buffered:
                 owner.reading(False)
+
+
+def connection_fields(line) -> dict:
+    """The fields of a CLIENT INFO / CLIENT LIST line (``{"id": "7", "addr": ...}``);
+    empty for an empty reply (CLIENT LIST ID of an id the server does not know)."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    if not isinstance(line, str):
+        return {}
+    first = line.split("\n", 1)[0]
+    return dict(field.split("=", 1) for field in first.split(" ") if "=" in field)
 
 
 def _wait_readable(fd: int, timeout: float) -> bool:

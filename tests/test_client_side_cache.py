@@ -795,6 +795,90 @@ def test_a_read_made_without_tracking_still_drops_an_older_kept_reply(
     assert store.lookup("k") is MISSING  # (was b"Y" when the tracked read finished first)
 
 
+def test_a_redirect_the_listener_verifies_is_kept_only_on_its_own_server():
+    """Sentinel: a data connection may reach another server than the listener's, where
+    the listener's client id may be someone else's (ids are per server, small
+    integers): the server accepts the redirect and would send the invalidations to that
+    client. A read's reply is kept only if ``CLIENT LIST ID`` there shows the listener
+    as the listener saw itself (its ``addr`` and ``laddr``)."""
+    store = _live_store()
+    target = (7, "127.0.0.1:50000", "127.0.0.1:6379")
+
+    def read(listed):
+        plan = through_stores(store, [store], lambda: target, ("GET", "k"))
+        pipeline = next(plan)
+        assert pipeline[0] == ("CLIENT", "LIST", "ID", 7)
+        assert pipeline[1] == ("CLIENT", "TRACKING", "ON", "REDIRECT", 7, "OPTIN")
+        with pytest.raises(StopIteration) as done:
+            plan.send([listed, b"OK", b"OK", b"v", -1])
+        return done.value.value
+
+    for elsewhere_ in (b"id=7 addr=10.0.0.9:41000 laddr=127.0.0.1:6379 fd=9 name=x\n",
+                       b"id=7 addr=127.0.0.1:50000 laddr=127.0.0.1:6380 fd=9\n",
+                       b"", ValueError("ERR unknown subcommand")):
+        assert read(elsewhere_) == b"v" and store.lookup("k") is MISSING
+    assert read(b"id=7 addr=127.0.0.1:50000 laddr=127.0.0.1:6379 fd=9 name=\n") == b"v"
+    assert store.lookup("k") == b"v"
+
+
+def test_the_verified_redirect_tells_servers_apart():
+    """The check above on real servers: a listener on one server; on another, a client
+    that happens to have the listener's id. The probe's reply matches the listener's
+    own view only on the listener's server."""
+    import socket as _socket
+
+    import valkey
+
+    from django_valkey_fast.caching import _tracked_pipeline, _tracked_replies
+    from django_valkey_fast.invalidation import InvalidationListener
+
+    class Owner:
+        def __getattr__(self, name):
+            return lambda *args: None
+
+    server, other = Server(), Server()
+    for _ in range(10):  # (ids are per server: the listener's is above the other's first)
+        server.command("PING")
+    listener = InvalidationListener(
+        lambda: valkey.Connection(host="127.0.0.1", port=server.port), Owner(),
+        heartbeat=30, verify=True)
+    listener.ensure_started()
+    held = []
+    try:
+        deadline = time.monotonic() + 5
+        while listener.redirect is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        listener_id = listener.redirect[0]
+        while True:  # a client of the other server with the listener's id
+            sock = _socket.create_connection(("127.0.0.1", other.port))
+            sock.sendall(b"CLIENT ID\r\n")
+            their_id = int(sock.recv(100)[1:].split(b"\r\n")[0])
+            if their_id >= listener_id:
+                held.append(sock)
+                break
+            sock.close()
+        assert their_id == listener_id, "the other server's ids passed the listener's"
+        pipeline = _tracked_pipeline(listener.redirect, [("GET", "k")], ["k"])
+        for where, kept in ((server, True), (other, False)):
+            client = valkey.Valkey(port=where.port)
+            replies = []
+            for command in pipeline:
+                try:
+                    replies.append(client.execute_command(*command))
+                except valkey.ResponseError as error:
+                    replies.append(error)
+            ((answer, keep, ttls),) = _tracked_replies(replies, [1], listener.redirect)
+            assert keep is kept, (where.port, replies[0])
+            client.close()
+    finally:
+        listener.stop()
+        for sock in held:
+            sock.close()
+        server.stop()
+        other.stop()
+
+
 def through_stores_after(store, key):
     """A GET plan on ``store`` sent past the store (its lookup already made)."""
     plan = through_stores(store, [store], lambda: 42, ("GET", key))

@@ -79,7 +79,9 @@ class SharedListener:
         self._reading = False  # the listener holds bytes it has not applied yet
         self._proven_at: float | None = None
         self.listener = InvalidationListener(
-            lambda: side_connection(pool), self, heartbeat=heartbeat, name=name)
+            lambda: side_connection(pool), self, heartbeat=heartbeat, name=name,
+            # (Sentinel: data connections may reach another server than the listener)
+            verify=getattr(pool, "service_name", None) is not None)
 
     def add(self, store: LocalStore, heartbeat: float) -> None:
         """Deliver the listener's messages to ``store`` too (at least every
@@ -179,15 +181,17 @@ class ServerCache:
         self._shared = shared
         self.listener = shared.listener
 
-    def redirect_id(self) -> int | None:
-        """The listener's client id (None until it is subscribed); starts it if needed."""
+    def redirect_id(self) -> int | tuple | None:
+        """The listener's client id (None until it is subscribed; with Sentinel, the id
+        and how the server sees the listener: ``InvalidationListener.redirect``);
+        starts it if needed."""
         listener = self.listener
         listener.ensure_started()
         if listener.unsupported is not None:
             raise TrackingUnsupported(
                 "CLIENT_SIDE_CACHE needs CLIENT TRACKING, which the server refused: "
                 f"{listener.unsupported}") from listener.unsupported
-        return listener.client_id
+        return listener.redirect
 
     def stop(self) -> None:
         """Stop receiving the listener's messages, and so serving hits (what is kept is
