@@ -6,9 +6,9 @@ from urllib.parse import urlparse
 
 from valkey.exceptions import ReadOnlyError, ResponseError
 
-__all__ = ["CacheKey", "default_reverse_key", "glob_escape", "FLOAT_START", "key_text",
-           "number_like_payload", "pipeline_error", "reads_as_number", "unless_number_like",
-           "without_password"]
+__all__ = ["CacheKey", "connection_fields", "default_reverse_key", "glob_escape", "FLOAT_START",
+           "key_text", "number_like_payload", "pipeline_error", "reads_as_number",
+           "unless_number_like", "without_password"]
 
 
 class CacheKey(str):
@@ -109,3 +109,14 @@ def without_password(url: str) -> str:
     except ValueError:
         return "<a LOCATION that cannot be parsed>"
     return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
+def connection_fields(line) -> dict:
+    """The fields of a CLIENT INFO / CLIENT LIST line (``{"id": "7", "addr": ...}``);
+    empty for an empty reply (CLIENT LIST ID of an id the server does not know)."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    if not isinstance(line, str):
+        return {}
+    first = line.split("\n", 1)[0]
+    return dict(field.split("=", 1) for field in first.split(" ") if "=" in field)

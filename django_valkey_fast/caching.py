@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 
 from valkey.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 
+from django_valkey_fast._common import connection_fields
 from django_valkey_fast._slots import key_slot
 from django_valkey_fast.cluster import ClusterRouter, cluster_plan, refresh_slots, run_on_cluster
-from django_valkey_fast.invalidation import connection_fields
 from django_valkey_fast.local_store import MISSING, LocalStore
 from django_valkey_fast.operations import Fanout
 from django_valkey_fast.retry import may_resend

@@ -32,10 +32,11 @@ import time
 
 from valkey.exceptions import ResponseError
 
+from django_valkey_fast._common import connection_fields
 from django_valkey_fast._valkeypy import socket_of
 from django_valkey_fast._wire import fd_readable
 
-__all__ = ["InvalidationListener", "connection_fields"]
+__all__ = ["InvalidationListener"]
 
 CHANNEL = b"__redis__:invalidate"
 
@@ -234,17 +235,6 @@ class InvalidationListener:
             buffered = connection.can_read(timeout=0)  # (still reading: it may take bytes)
             if not buffered:
                 owner.reading(False)
-
-
-def connection_fields(line) -> dict:
-    """The fields of a CLIENT INFO / CLIENT LIST line (``{"id": "7", "addr": ...}``);
-    empty for an empty reply (CLIENT LIST ID of an id the server does not know)."""
-    if isinstance(line, bytes):
-        line = line.decode("utf-8", "replace")
-    if not isinstance(line, str):
-        return {}
-    first = line.split("\n", 1)[0]
-    return dict(field.split("=", 1) for field in first.split(" ") if "=" in field)
 
 
 def _wait_readable(fd: int, timeout: float) -> bool:
