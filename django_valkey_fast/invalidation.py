@@ -63,13 +63,13 @@ class InvalidationListener:
         self._connect = connect
         self._owner = owner
         self.heartbeat = heartbeat
-        self.client_id: int | None = None  # the id data connections redirect to, when up
-        # ``verify``: data connections may reach another server than this listener's
-        # (Sentinel: a replica pool rotates replicas; a failover moves the primary),
-        # where the same client id may be someone else's and the redirect would be
-        # accepted. Then reads name :attr:`redirect` instead: the id, and how the
-        # server sees this connection (``addr``, ``laddr`` of CLIENT INFO), which a
-        # read checks with ``CLIENT LIST ID`` before its reply is kept.
+        # What data connections name as their redirect, when the listener is up (None
+        # otherwise): its client id; with ``verify``, ``(id, addr, laddr)``. Data
+        # connections may then reach another server than this listener's (Sentinel: a
+        # replica pool rotates replicas; a failover moves the primary), where the same
+        # id may be someone else's and the redirect would be accepted: a read checks
+        # with ``CLIENT LIST ID`` that the id is this connection as the server sees it
+        # (``addr``, ``laddr`` of CLIENT INFO) before its reply is kept.
         self.verify = verify
         self.redirect: int | tuple | None = None
         self._connection = None
@@ -83,6 +83,12 @@ class InvalidationListener:
         # stops, and the cache reports it instead of running without invalidations.
         self.unsupported: BaseException | None = None
 
+    @property
+    def client_id(self) -> int | None:
+        """The listener's client id (None while it is not subscribed)."""
+        redirect = self.redirect
+        return redirect[0] if isinstance(redirect, tuple) else redirect
+
     def ensure_started(self) -> None:
         """Start the thread unless it runs (in this process: a fork starts its own),
         or the server refused tracking (then nothing is started again)."""
@@ -95,7 +101,7 @@ class InvalidationListener:
                     and self._pid == os.getpid():
                 return
             self._pid = os.getpid()
-            self.client_id = self.redirect = None
+            self.redirect = None
             self._stopped.clear()
             self._thread = threading.Thread(
                 target=self._run, name=f"django-valkey-fast invalidations ({self._name})",
@@ -108,7 +114,7 @@ class InvalidationListener:
         self._lock = threading.Lock()
         self._thread = None
         self._connection = None
-        self.client_id = self.redirect = None
+        self.redirect = None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and close its connection."""
@@ -137,7 +143,7 @@ class InvalidationListener:
             except Exception as error:  # noqa: BLE001 - any failure: flush and retry
                 self.error = error
             finally:
-                self.client_id = self.redirect = None
+                self.redirect = None
                 self._owner.disconnected()
                 connection, self._connection = self._connection, None
                 if connection is not None:
@@ -183,7 +189,7 @@ class InvalidationListener:
         if not buffered:
             owner.reading(False)
         # (Published last: no read is tracked to this listener before it can apply.)
-        self.client_id, self.redirect = client_id, redirect
+        self.redirect = redirect
         ping_sent = None
         next_ping = clock()
         while not stopped.is_set():
